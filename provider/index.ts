@@ -5,3 +5,4 @@
 export * from './errors';
 export * from './clock';
 export * from './units';
+export * as diagnostics from './pulumi/diagnostics';

@@ -15,10 +15,10 @@
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 
-// The gRPC stubs ship with @pulumi/pulumi; take them from the project that
-// installed this host.
+// The gRPC stubs ship with @pulumi/pulumi: take the program's own (the engine
+// starts this host in the project folder), else the Lifeboat checkout's.
 const sdkRoot = path.dirname(require.resolve('@pulumi/pulumi/package.json', {
-  paths: [process.env.LIFEBOAT_ROOT || path.join(__dirname, '..'), process.cwd()],
+  paths: [process.cwd(), ...(process.env.LIFEBOAT_ROOT ? [process.env.LIFEBOAT_ROOT] : [])],
 }));
 const grpc = require(require.resolve('@grpc/grpc-js', { paths: [sdkRoot] }));
 const languageGrpc = require(path.join(sdkRoot, 'proto', 'language_grpc_pb.js'));

@@ -70,21 +70,20 @@ ensure_pulumi() {
     mv "$build/pulumi" "$dir/bin/pulumi"
     rm -rf "$build"
   fi
+  # The language host and the dynamic-provider plugin are Node scripts. The
+  # engine looks for plugins next to its own binary first (elsewhere on PATH it
+  # warns on every step), so they live beside it; rewritten only on change.
+  install_if_changed scripts/pulumi-language-nodejs.js "$dir/bin/pulumi-language-nodejs"
+  install_if_changed scripts/pulumi-resource-pulumi-nodejs "$dir/bin/pulumi-resource-pulumi-nodejs"
   ln -sfn "$dir/bin/pulumi" "$LIFEBOAT_TOOLS/bin/pulumi"
-  # The language host and the dynamic-provider plugin are Node scripts; the
-  # engine finds them next to itself on PATH.
-  cat > "$LIFEBOAT_TOOLS/bin/pulumi-language-nodejs" <<EOF
-#!/bin/sh
-exec node "$LIFEBOAT_ROOT/scripts/pulumi-language-nodejs.js" "\$@"
-EOF
-  cat > "$LIFEBOAT_TOOLS/bin/pulumi-resource-pulumi-nodejs" <<'EOF'
-#!/bin/sh
-# Runs the dynamic provider of the program's own @pulumi/pulumi (cwd is the program folder).
-exec node "$(node -p 'require.resolve("@pulumi/pulumi/cmd/dynamic-provider", { paths: [process.cwd()] })')" "$@"
-EOF
-  chmod +x "$LIFEBOAT_TOOLS/bin/pulumi-language-nodejs" "$LIFEBOAT_TOOLS/bin/pulumi-resource-pulumi-nodejs"
   local got; got=$(pulumi version)
   [ "$got" = "v$LIFEBOAT_PULUMI_VERSION" ] || die "built pulumi reports $got, expected v$LIFEBOAT_PULUMI_VERSION"
+}
+
+install_if_changed() {
+  if ! cmp -s "$1" "$2"; then
+    cp "$1" "$2.tmp" && chmod +x "$2.tmp" && mv "$2.tmp" "$2"
+  fi
 }
 
 ensure_node

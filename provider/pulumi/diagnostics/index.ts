@@ -1,0 +1,1 @@
+export { Echo, type EchoArgs } from './echo';

@@ -1,0 +1,2 @@
+/** Pulumi resources of Lifeboat. */
+export * as diagnostics from './diagnostics';
