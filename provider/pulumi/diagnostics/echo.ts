@@ -4,6 +4,7 @@
  * language host and the dynamic-provider plugin all work together. The smoke
  * test and `npm run demo` (until the lab exists) use it.
  */
+import type * as nodeCrypto from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 
 export interface EchoArgs {
@@ -38,7 +39,7 @@ const echoProvider: pulumi.dynamic.ResourceProvider = {
     return { changes, replaces, deleteBeforeReplace: false };
   },
   async create(inputs: EchoInputs) {
-    const { randomUUID } = require('node:crypto') as typeof import('node:crypto');
+    const { randomUUID } = require('node:crypto') as typeof nodeCrypto;
     const outs: EchoOutputs = { ...inputs, revision: 1 };
     return { id: `echo-${randomUUID()}`, outs };
   },
