@@ -17,7 +17,7 @@ p() { log "pulumi $*"; pulumi "$@" --non-interactive; }
 p stack init demo
 p config set message "hello from Lifeboat" --config-file "$cfg"
 p up --yes --skip-preview --config-file "$cfg"
-p stack output --config-file "$cfg" 2>/dev/null || pulumi stack output
+p stack output
 p config set message "hello again" --config-file "$cfg"
 p up --yes --config-file "$cfg"
 p destroy --yes --skip-preview --config-file "$cfg"
