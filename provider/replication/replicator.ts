@@ -1,0 +1,622 @@
+/**
+ * The replication driver of one disk (docs/replication.md): initial copy,
+ * catch-up, delta cycles, recovery points, resynchronisation (full, or of the
+ * suspect extents after an unclean stop). It joins a tracked source to a
+ * `ReplicaDisk`; every step is safe to run again after a crash (§2, §4).
+ *
+ * One replicator per disk; its methods must not run concurrently with each
+ * other (the caller's loop serialises them). Guest writes to the source may
+ * run concurrently with everything here.
+ */
+import { createHash } from 'node:crypto';
+import { BugError, LifeboatError, NonRecoverableError, ResyncRequiredError } from '../errors';
+import { type Clock, systemClock } from '../clock';
+import { HOUR, MiB, KiB } from '../units';
+import { type BandwidthLimiter } from './bandwidth';
+import {
+  type PassStats,
+  type Region,
+  type ReplicationPhase,
+  type ReplicationProgress,
+  emptyStats,
+  readProgress,
+  writeProgress,
+} from './progress-file';
+import { type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
+
+/** A sealed segment of the source's log, as the driver ships it. */
+export interface SourceSegment {
+  readonly seq: number;
+  /** Bytes of write data the segment holds (before coalescing). */
+  readonly dataBytes: number;
+}
+
+/** One coalesced extent of a batch of segments: the latest bytes of a range. */
+export interface ShipExtent {
+  readonly offset: number;
+  readonly length: number;
+  /** Read the extent's bytes (from the segment files, once). */
+  read(): Promise<Buffer>;
+}
+
+/** What an open of the source found after a stop (docs/log-format.md §8). */
+export interface SourceRecovery {
+  readonly uncleanStop: boolean;
+  /** Regions where disk and log may disagree; empty after a clean stop. */
+  readonly suspectExtents: readonly Region[];
+  /** Last segment holding writes from before the stop; 0 if none. */
+  readonly preStopSeq: number;
+}
+
+/**
+ * What the driver needs from the tracked disk. `TrackedDisk` provides it
+ * (bound in provider/replication/tracked-source.ts).
+ */
+export interface ReplicationSource {
+  readonly diskId: string;
+  readonly sizeBytes: number;
+  /** Current generation id. */
+  readonly generation: string;
+  /** What the last open found; suspect extents stay until acknowledged. */
+  readonly recovery: SourceRecovery;
+  /** Read the disk's current bytes. */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Seal the current segment (a cut); `undefined` if it held no write. */
+  seal(): Promise<SourceSegment | undefined>;
+  /** Sealed, unreleased segments of the current generation, in order. */
+  sealedSegments(): Promise<readonly SourceSegment[]>;
+  /**
+   * Coalesced extents of the given sealed segments (in order; later writes
+   * win), sorted by offset, non-overlapping.
+   * @throws ResyncRequiredError when a segment is missing or corrupt.
+   */
+  coalesce(segments: readonly SourceSegment[]): Promise<readonly ShipExtent[]>;
+  /** Delete sealed segments up to `seq` (the replica applied them). */
+  release(uptoSeq: number): Promise<void>;
+  /** Start a new generation; pending segments are discarded. Returns its id. */
+  startGeneration(): Promise<string>;
+  /** The suspect extents were reconciled; forget them. */
+  acknowledgeSuspects(): Promise<void>;
+  /** Bytes of log not yet released. */
+  pendingLogBytes(): number;
+}
+
+/** Asks the guest to quiesce; resolves with a function that resumes it. */
+export type QuiesceHook = () => Promise<() => Promise<void>>;
+
+export interface ReplicatorOptions {
+  readonly source: ReplicationSource;
+  readonly replica: ReplicaDisk;
+  /** The progress file (§4), conventionally `<disk>.replication.json`. */
+  readonly progressFile: string;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Unit a pass reads and tests for zeros. @default 1 MiB */
+  readonly chunkBytes?: number;
+  /** Pass bytes per replica cycle (one persisted cursor step). @default 64 MiB */
+  readonly batchBytes?: number;
+  /** Resync block size; a multiple of 4 KiB. @default 64 KiB */
+  readonly blockSize?: number;
+  /** Keep points this long. @default 24 hours */
+  readonly retentionMs?: number;
+  /** Take an app-consistent point this often; 0 never. @default 0 */
+  readonly appConsistentEveryMs?: number;
+  /** Needed when `appConsistentEveryMs` > 0. @default none */
+  readonly quiesce?: QuiesceHook;
+  /** Shared limiter of the policy. @default unlimited */
+  readonly limiter?: BandwidthLimiter;
+  /** Fraction of the disk size pending logs may reach before a resync. @default 0.5 */
+  readonly resyncThreshold?: number;
+  /** Progress of passes and cycles. Must not throw. @default none */
+  readonly onEvent?: (event: ReplicationEvent) => void;
+  /** Stops work between chunks; the step in flight is abandoned safely. @default none */
+  readonly signal?: AbortSignal;
+}
+
+export type ReplicationEvent =
+  | { readonly type: 'pass'; readonly kind: 'copy' | 'compare'; readonly doneBytes: number; readonly totalBytes: number; readonly stats: PassStats }
+  | { readonly type: 'cycle'; readonly seq: number; readonly segments: number; readonly bytes: number; readonly point: RecoveryPointInfo | undefined }
+  | { readonly type: 'phase'; readonly phase: ReplicationPhase; readonly reason: string | undefined };
+
+/** What one delta cycle did. */
+export interface CycleResult {
+  /** Point recorded, if any segment was shipped. */
+  readonly point: RecoveryPointInfo | undefined;
+  readonly segments: number;
+  /** Coalesced bytes written to the replica. */
+  readonly bytes: number;
+  /** Points removed by retention. */
+  readonly pruned: number;
+}
+
+/** A cycle the driver began; recorded before it is applied (§2). */
+interface PendingCycle {
+  readonly seq: number;
+  /** Pass batch: the cursor after it. Shipment: the last segment it covers. */
+  readonly doneBytesAfter?: number;
+  readonly uptoSegment?: number;
+}
+
+interface Progress extends ReplicationProgress {
+  readonly pending?: PendingCycle;
+  /** Suspect extents still to reconcile and the segment they follow (§7). */
+  readonly reconcile?: { readonly regions: readonly Region[]; readonly afterSeq: number };
+  /** Segments shipped up to (inclusive) in the current generation. */
+  readonly shippedSeq?: number;
+  /** Time of the last committed shipment: the replica equals the source at the last seal before it. */
+  readonly lastSyncAt?: number;
+}
+
+const ZERO_CHUNK = Buffer.alloc(4 * MiB);
+
+function isZero(buf: Buffer): boolean {
+  for (let at = 0; at < buf.length; at += ZERO_CHUNK.length) {
+    const n = Math.min(ZERO_CHUNK.length, buf.length - at);
+    if (!buf.subarray(at, at + n).equals(ZERO_CHUNK.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+function totalOf(regions: readonly Region[]): number {
+  return regions.reduce((s, r) => s + r.length, 0);
+}
+
+/** Widen regions to whole blocks within the disk, sort and merge them. */
+export function alignRegions(regions: readonly Region[], blockSize: number, sizeBytes: number): Region[] {
+  const spans = regions
+    .map((r) => [Math.floor(r.offset / blockSize) * blockSize, Math.min(sizeBytes, Math.ceil((r.offset + r.length) / blockSize) * blockSize)] as const)
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  const out: Region[] = [];
+  for (const [a, b] of spans) {
+    const last = out[out.length - 1];
+    if (last !== undefined && a <= last.offset + last.length) {
+      out[out.length - 1] = { offset: last.offset, length: Math.max(last.offset + last.length, b) - last.offset };
+    } else {
+      out.push({ offset: a, length: b - a });
+    }
+  }
+  return out;
+}
+
+/** Sub-ranges of `regions` covering bytes `[from, from + max)` of their concatenation. */
+function sliceRegions(regions: readonly Region[], from: number, max: number): Region[] {
+  const out: Region[] = [];
+  let skip = from;
+  let left = max;
+  for (const r of regions) {
+    if (left <= 0) break;
+    if (skip >= r.length) {
+      skip -= r.length;
+      continue;
+    }
+    const offset = r.offset + skip;
+    const length = Math.min(r.length - skip, left);
+    out.push({ offset, length });
+    left -= length;
+    skip = 0;
+  }
+  return out;
+}
+
+/** The replication driver of one disk. Create with `DiskReplicator.open`. */
+export class DiskReplicator {
+  private progress: Progress;
+  private readonly clock: Clock;
+  private readonly chunkBytes: number;
+  private readonly batchBytes: number;
+  private readonly blockSize: number;
+
+  private constructor(private readonly o: ReplicatorOptions, progress: Progress) {
+    this.progress = progress;
+    this.clock = o.clock ?? systemClock;
+    this.chunkBytes = o.chunkBytes ?? MiB;
+    this.blockSize = o.blockSize ?? 64 * KiB;
+    this.batchBytes = Math.max(this.blockSize, Math.floor((o.batchBytes ?? 64 * MiB) / this.blockSize) * this.blockSize);
+    if (this.blockSize % (4 * KiB) !== 0) {
+      throw new BugError('replicator.blockSize', `Resync block size ${this.blockSize} is not a multiple of 4 KiB`);
+    }
+  }
+
+  /**
+   * Open the driver: read the progress file, settle a cycle that was in
+   * flight at a crash (§2), check the replica is the one the progress
+   * describes, and take in the source's recovery report (§7).
+   *
+   * @throws InvalidInputError `progress.*` if the progress file is unreadable.
+   */
+  static async open(options: ReplicatorOptions): Promise<DiskReplicator> {
+    const progress = (await readProgress(options.progressFile)) as Progress;
+    const r = new DiskReplicator(options, progress);
+    await r.settlePending();
+    await r.checkReplica();
+    await r.takeRecoveryReport();
+    return r;
+  }
+
+  get phase(): ReplicationPhase {
+    return this.progress.phase;
+  }
+
+  /** The persisted progress, for status reports. */
+  get status(): Readonly<Progress> {
+    return this.progress;
+  }
+
+  /**
+   * Run initial replication to its first recovery point: start tracking in a
+   * new generation, copy the disk (resuming at the cursor), then catch up.
+   * Resumes whatever phase a previous run reached. Returns the first point.
+   */
+  async runInitialReplication(): Promise<RecoveryPointInfo> {
+    if (this.progress.phase === 'delta') return this.latestPoint();
+    if (this.progress.phase === 'notStarted') {
+      const state = await this.o.replica.state();
+      const generation = await this.o.source.startGeneration();
+      // A replica that already holds cycles (its progress file was lost) is
+      // compared, not overwritten blindly: zero chunks would be skipped.
+      const phase = state.appliedSeq > 0 ? 'resync' : 'initialCopy';
+      await this.save({
+        phase, generation, regions: [{ offset: 0, length: this.o.source.sizeBytes }],
+        nextCycleSeq: Math.max(this.progress.nextCycleSeq, state.appliedSeq + 1),
+        doneBytes: 0, stats: emptyStats, reason: phase === 'resync' ? 'initial replication onto an existing replica' : 'initial replication',
+        shippedSeq: 0, reconcile: undefined,
+      });
+    }
+    return this.finish();
+  }
+
+  /**
+   * Resynchronise the whole disk by block comparison: a new generation, a
+   * compare pass (resuming at its cursor if one is under way), then catch-up.
+   * Retained points survive. Returns the first point of the new generation.
+   */
+  async resync(reason: string): Promise<RecoveryPointInfo> {
+    if (this.progress.phase !== 'resync' || this.progress.reconcile !== undefined) {
+      const generation = await this.o.source.startGeneration();
+      await this.save({
+        phase: 'resync', generation, regions: [{ offset: 0, length: this.o.source.sizeBytes }],
+        doneBytes: 0, stats: emptyStats, reason, shippedSeq: 0, reconcile: undefined,
+      });
+    }
+    return this.finish();
+  }
+
+  /**
+   * One delta cycle (§3, §8): seal (quiescing first if an app-consistent point
+   * is due), ship the sealed segments coalesced as one cycle with a point,
+   * release them, prune points past retention.
+   *
+   * @throws ResyncRequiredError when pending logs reach the threshold or a
+   *   segment is missing or corrupt; the caller then runs `resync`.
+   */
+  async runCycle(): Promise<CycleResult> {
+    if (this.progress.phase !== 'delta') {
+      throw new BugError('replicator.notInDelta', `Disk ${this.o.source.diskId} is in phase ${this.progress.phase}, not delta`);
+    }
+    const threshold = (this.o.resyncThreshold ?? 0.5) * this.o.source.sizeBytes;
+    const pendingBytes = this.o.source.pendingLogBytes();
+    if (pendingBytes >= threshold) {
+      throw new ResyncRequiredError('replication.logBudgetExceeded', `Pending replication logs of disk ${this.o.source.diskId} reached ${Math.round((100 * pendingBytes) / this.o.source.sizeBytes)} % of the disk size`, {
+        details: { pendingBytes, sizeBytes: this.o.source.sizeBytes },
+        hint: 'The replica fell too far behind (network down or too slow for the churn); a resynchronisation will bring it back in step.',
+      });
+    }
+    const kind = await this.sealForPoint();
+    const shipped = await this.shipSealed(kind);
+    // Nothing written since the last cut: the replica is still in step.
+    if (shipped.point === undefined) await this.save({ lastSyncAt: this.clock.now() });
+    const pruned = await this.prune();
+    return { ...shipped, pruned };
+  }
+
+  /** The newest retained point. */
+  async latestPoint(): Promise<RecoveryPointInfo> {
+    const points = await this.o.replica.listPoints();
+    const last = points[points.length - 1];
+    if (last === undefined) {
+      throw new NonRecoverableError('replica.noPoint', `The replica of disk ${this.o.source.diskId} holds no recovery point`, {
+        hint: 'Resynchronise the item.',
+      });
+    }
+    return last;
+  }
+
+  /** Whether an app-consistent point is due now. */
+  appConsistentDue(): boolean {
+    const every = this.o.appConsistentEveryMs ?? 0;
+    if (every <= 0 || this.o.quiesce === undefined) return false;
+    const last = this.progress.lastAppConsistentAt;
+    return last === undefined || this.clock.now() - last >= every;
+  }
+
+  // ---------------------------------------------------------------------------
+
+  /** Drive the current phase to delta and return the first point. */
+  private async finish(): Promise<RecoveryPointInfo> {
+    const p = this.progress;
+    if (p.phase === 'initialCopy' || p.phase === 'resync') {
+      await this.runPass(p.phase === 'initialCopy' ? 'copy' : 'compare');
+      await this.save({ phase: 'catchUp' });
+    }
+    if (this.progress.phase !== 'catchUp') {
+      throw new BugError('replicator.badPhase', `Cannot finish replication of ${this.o.source.diskId} from phase ${this.progress.phase}`);
+    }
+    const kind = await this.sealForPoint();
+    const { point } = await this.shipSealed(kind);
+    const first = point ?? (await this.pointNow(kind));
+    await this.save({ phase: 'delta', reason: undefined, regions: [], doneBytes: 0 });
+    return first;
+  }
+
+  /** Seal the source, quiescing the guest around the seal when due. */
+  private async sealForPoint(): Promise<PointKind> {
+    if (!this.appConsistentDue()) {
+      await this.o.source.seal();
+      return 'crashConsistent';
+    }
+    const resume = await this.o.quiesce!();
+    try {
+      await this.o.source.seal();
+    } finally {
+      await resume();
+    }
+    return 'appConsistent';
+  }
+
+  /**
+   * A point when there was nothing to ship (no write since the last cut): an
+   * empty cycle, so the first point of a generation always exists.
+   */
+  private async pointNow(kind: PointKind): Promise<RecoveryPointInfo> {
+    const point = await this.applyCycle({ uptoSegment: this.progress.shippedSeq ?? 0 }, kind, async () => 0);
+    if (point === undefined) throw new BugError('replicator.noPoint', 'A cycle marked as a point recorded none');
+    return point;
+  }
+
+  /**
+   * Ship every sealed, unshipped segment (§3 catch-up and delta), first those
+   * up to a pending reconcile point, then the reconcile pass (§7), then the
+   * rest. The last cycle records a point of `kind`.
+   */
+  private async shipSealed(kind: PointKind): Promise<Omit<CycleResult, 'pruned'>> {
+    let segments = 0;
+    let bytes = 0;
+    const rec = this.progress.reconcile;
+    if (rec !== undefined) {
+      const before = await this.unshipped(rec.afterSeq);
+      if (before.length > 0) {
+        const r = await this.shipSegments(before, undefined);
+        segments += before.length;
+        bytes += r.bytes;
+      }
+      await this.reconcileSuspects(rec.regions);
+    }
+    const rest = await this.unshipped(Number.MAX_SAFE_INTEGER);
+    if (rest.length === 0) return { point: undefined, segments, bytes };
+    const r = await this.shipSegments(rest, kind);
+    return { point: r.point, segments: segments + rest.length, bytes: bytes + r.bytes };
+  }
+
+  private async unshipped(upto: number): Promise<readonly SourceSegment[]> {
+    const shipped = this.progress.shippedSeq ?? 0;
+    return (await this.o.source.sealedSegments()).filter((s) => s.seq > shipped && s.seq <= upto);
+  }
+
+  /** One cycle holding `segments` coalesced; then release them (§2, I10 of the log format). */
+  private async shipSegments(segments: readonly SourceSegment[], kind: PointKind | undefined): Promise<{ point: RecoveryPointInfo | undefined; bytes: number }> {
+    const upto = segments[segments.length - 1]!.seq;
+    let bytes = 0;
+    const point = await this.applyCycle({ uptoSegment: upto }, kind, async (w) => {
+      const extents = await this.o.source.coalesce(segments);
+      for (const e of extents) {
+        this.checkAborted();
+        const data = await e.read();
+        await this.o.limiter?.take(data.length, this.o.signal);
+        await w.write(e.offset, data);
+        bytes += data.length;
+      }
+      return bytes;
+    });
+    await this.o.source.release(upto);
+    this.emit({ type: 'cycle', seq: this.progress.nextCycleSeq - 1, segments: segments.length, bytes, point });
+    return { point, bytes };
+  }
+
+  /**
+   * Apply one cycle: record it as pending, apply it, then record it as done
+   * (§2, §4). On failure the cycle is aborted and the error rethrown.
+   */
+  private async applyCycle(
+    pending: Omit<PendingCycle, 'seq'>,
+    point: PointKind | undefined,
+    fill: (w: CycleWriter) => Promise<number>,
+  ): Promise<RecoveryPointInfo | undefined> {
+    const seq = this.progress.nextCycleSeq;
+    const generation = this.progress.generation;
+    if (generation === undefined) throw new BugError('replicator.noGeneration', 'A cycle was begun before a generation');
+    await this.save({ pending: { seq, ...pending } });
+    const writer = await this.o.replica.beginCycle({ generation, seq, time: this.clock.now(), ...(point === undefined ? {} : { point }) });
+    let committed: RecoveryPointInfo | undefined;
+    try {
+      await fill(writer);
+      committed = await writer.commit();
+    } catch (e) {
+      await writer.abort().catch(() => undefined);
+      throw e;
+    }
+    await this.completePending(point === undefined ? undefined : this.clock.now(), point);
+    return committed;
+  }
+
+  /** Record the pending cycle as applied. */
+  private async completePending(syncAt: number | undefined, kind: PointKind | undefined): Promise<void> {
+    const pend = this.progress.pending;
+    if (pend === undefined) return;
+    await this.save({
+      pending: undefined,
+      nextCycleSeq: pend.seq + 1,
+      ...(pend.doneBytesAfter === undefined ? {} : { doneBytes: pend.doneBytesAfter }),
+      ...(pend.uptoSegment === undefined ? {} : { shippedSeq: pend.uptoSegment }),
+      ...(syncAt === undefined ? {} : { lastSyncAt: syncAt }),
+      ...(kind === 'appConsistent' ? { lastAppConsistentAt: syncAt } : {}),
+    });
+  }
+
+  /** After a crash: was the pending cycle committed? (§2) */
+  private async settlePending(): Promise<void> {
+    const pend = this.progress.pending;
+    if (pend === undefined) return;
+    const state = await this.o.replica.state();
+    if (state.appliedSeq >= pend.seq && state.generation === this.progress.generation) {
+      await this.completePending(undefined, undefined);
+      if (pend.uptoSegment !== undefined) await this.o.source.release(pend.uptoSegment);
+    } else {
+      await this.save({ pending: undefined });
+    }
+  }
+
+  /** The replica must be where the progress says; otherwise it diverged (§6). */
+  private async checkReplica(): Promise<void> {
+    const p = this.progress;
+    if (p.phase === 'notStarted') return;
+    const state = await this.o.replica.state();
+    const expectedSeq = p.nextCycleSeq - 1;
+    const known = state.appliedSeq === expectedSeq && (expectedSeq === 0 || state.generation === p.generation);
+    if (!known) {
+      await this.markDiverged(`the replica is at cycle ${state.appliedSeq} of generation ${state.generation ?? '(none)'}, but cycle ${expectedSeq} of ${p.generation ?? '(none)'} was the last applied`);
+    }
+  }
+
+  /** Take in the source's report of an unclean stop (§7). */
+  private async takeRecoveryReport(): Promise<void> {
+    const rec = this.o.source.recovery;
+    if (rec.suspectExtents.length === 0 || this.progress.phase === 'notStarted') return;
+    if (this.o.source.generation !== this.progress.generation) return; // a new generation: a full pass follows anyway
+    await this.save({ reconcile: { regions: alignRegions(rec.suspectExtents, this.blockSize, this.o.source.sizeBytes), afterSeq: rec.preStopSeq } });
+  }
+
+  /** The replica no longer matches: the next step must be a resync. */
+  private async markDiverged(reason: string): Promise<void> {
+    await this.save({ phase: 'resync', reason: `replica diverged: ${reason}`, regions: [{ offset: 0, length: this.o.source.sizeBytes }], doneBytes: 0, stats: emptyStats, shippedSeq: 0 });
+    // A fresh generation is started by resync(); the pass compares whatever the replica holds.
+    const generation = await this.o.source.startGeneration();
+    await this.save({ generation, nextCycleSeq: Math.max(this.progress.nextCycleSeq, (await this.o.replica.state()).appliedSeq + 1) });
+  }
+
+  /** Compare pass over suspect extents, then forget them (§7). */
+  private async reconcileSuspects(regions: readonly Region[]): Promise<void> {
+    const saved = { phase: this.progress.phase, regions: this.progress.regions, doneBytes: this.progress.doneBytes, stats: this.progress.stats };
+    await this.save({ regions, doneBytes: 0, stats: emptyStats });
+    await this.runPass('compare');
+    await this.o.source.acknowledgeSuspects();
+    await this.save({ ...saved, reconcile: undefined });
+  }
+
+  /**
+   * A pass over `progress.regions` from `progress.doneBytes` (§3, §4): copy
+   * (skip zero chunks) or compare (send differing blocks), one cycle per batch.
+   */
+  private async runPass(kind: 'copy' | 'compare'): Promise<void> {
+    const total = totalOf(this.progress.regions);
+    while (this.progress.doneBytes < total) {
+      this.checkAborted();
+      const batch = sliceRegions(this.progress.regions, this.progress.doneBytes, this.batchBytes);
+      const batchBytes = totalOf(batch);
+      let stats = this.progress.stats;
+      await this.applyCycle({ doneBytesAfter: this.progress.doneBytes + batchBytes }, undefined, async (w) => {
+        stats = kind === 'copy' ? await this.copyBatch(batch, w, stats) : await this.compareBatch(batch, w, stats);
+        return stats.sentBytes;
+      });
+      await this.save({ stats });
+      this.emit({ type: 'pass', kind, doneBytes: this.progress.doneBytes, totalBytes: total, stats });
+    }
+  }
+
+  private async copyBatch(batch: readonly Region[], w: CycleWriter, stats: PassStats): Promise<PassStats> {
+    let { scannedBytes, sentBytes, skippedBytes } = stats;
+    for (const r of batch) {
+      for (let at = r.offset; at < r.offset + r.length; at += this.chunkBytes) {
+        this.checkAborted();
+        const len = Math.min(this.chunkBytes, r.offset + r.length - at);
+        const data = await this.o.source.read(at, len);
+        scannedBytes += len;
+        if (isZero(data)) {
+          skippedBytes += len;
+          continue;
+        }
+        await this.o.limiter?.take(len, this.o.signal);
+        await w.write(at, data);
+        sentBytes += len;
+      }
+    }
+    return { ...stats, scannedBytes, sentBytes, skippedBytes };
+  }
+
+  /**
+   * Block compare: only digests come back from the replica; differing blocks
+   * go out. The source is read a chunk (many blocks) at a time.
+   */
+  private async compareBatch(batch: readonly Region[], w: CycleWriter, stats: PassStats): Promise<PassStats> {
+    let { scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks } = stats;
+    const bs = this.blockSize;
+    const chunk = Math.max(bs, Math.floor(this.chunkBytes / bs) * bs);
+    for (const r of batch) {
+      const first = r.offset / bs;
+      const end = Math.min(this.o.source.sizeBytes, r.offset + r.length);
+      const remote = await this.o.replica.hashBlocks(bs, first, Math.ceil((end - r.offset) / bs));
+      for (let at = r.offset; at < end; at += chunk) {
+        this.checkAborted();
+        const data = await this.o.source.read(at, Math.min(chunk, end - at));
+        scannedBytes += data.length;
+        for (let b = 0; b < data.length; b += bs) {
+          const block = data.subarray(b, Math.min(b + bs, data.length));
+          comparedBlocks++;
+          const theirs = remote.digests[(at + b) / bs - first];
+          if (theirs !== undefined && createHash('sha256').update(block).digest().equals(theirs)) {
+            skippedBytes += block.length;
+            continue;
+          }
+          differingBlocks++;
+          await this.o.limiter?.take(block.length, this.o.signal);
+          await w.write(at + b, block);
+          sentBytes += block.length;
+        }
+      }
+    }
+    return { ...stats, scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks };
+  }
+
+  /** Drop points past retention, always keeping the latest. */
+  private async prune(): Promise<number> {
+    const retention = this.o.retentionMs ?? 24 * HOUR;
+    const removed = await this.o.replica.prunePoints(this.clock.now() - retention);
+    return removed.length;
+  }
+
+  private checkAborted(): void {
+    const s = this.o.signal;
+    if (s?.aborted === true) throw s.reason instanceof Error ? s.reason : new NonRecoverableError('replication.aborted', 'Replication was stopped');
+  }
+
+  private async save(change: Partial<Progress>): Promise<void> {
+    const next = { ...this.progress, ...change } as Progress;
+    await writeProgress(this.o.progressFile, next);
+    const phaseChanged = next.phase !== this.progress.phase;
+    this.progress = next;
+    if (phaseChanged) this.emit({ type: 'phase', phase: next.phase, reason: next.reason });
+  }
+
+  private emit(e: ReplicationEvent): void {
+    try {
+      this.o.onEvent?.(e);
+    } catch {
+      // An observer must not break replication.
+    }
+  }
+}
+
+/** True when an error means the item needs a resync rather than a retry. */
+export function needsResync(e: unknown): boolean {
+  return LifeboatError.isInstance(e) && e.category === 'resyncRequired';
+}
