@@ -1,0 +1,79 @@
+/** Routes of jobs: list, read, cancel. */
+
+import { isState } from '../../../states';
+import { VaultError, notFound } from '../../control/vault-error';
+import type { ObjectKind } from '../../store/records';
+import { commandDetailJson, jobJson } from '../representation';
+import type { Route } from '../route';
+import { errors, numberParam, ref, vaultOf } from './helpers';
+
+function findJob(vault: string, id: string, get: (id: string) => ReturnType<typeof jobJson> | undefined): ReturnType<typeof jobJson> {
+  const j = get(id);
+  if (j === undefined || j.vault !== vault) throw notFound('job', id);
+  return j;
+}
+
+export function jobRoutes(): Route[] {
+  return [
+    {
+      method: 'GET', path: '/v1/vaults/{vault}/jobs', operationId: 'listJobs', summary: 'List jobs, newest first', tags: ['jobs'], auth: 'admin',
+      query: [
+        { name: 'state', description: 'Only jobs in these states (comma-separated).', schema: { type: 'string' } },
+        { name: 'type', description: 'Only jobs of this type, e.g. protection.enable.', schema: { type: 'string' } },
+        { name: 'targetKind', description: 'With targetName: only jobs of this object.', schema: { type: 'string' } },
+        { name: 'targetName', description: 'With targetKind: only jobs of this object.', schema: { type: 'string' } },
+        { name: 'limit', description: 'At most this many (1-1000). Default 100.', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+      ],
+      responses: { 200: { description: 'Jobs.', schema: ref('JobList') }, ...errors(400, 401, 404) },
+      handle: (ctx) => {
+        const v = vaultOf(ctx);
+        const states = (ctx.query.get('state') ?? '').split(',').filter((s) => s !== '');
+        const bad = states.find((s) => !isState('job', s));
+        if (bad !== undefined) {
+          throw new VaultError(400, 'request.invalidQuery', `unknown job state '${bad}'`, {
+            details: [{ path: '?state', message: `unknown job state '${bad}'`, allowed: ['NotStarted', 'InProgress', 'WaitingForAction', 'Succeeded', 'Failed', 'Cancelling', 'Cancelled'] }],
+          });
+        }
+        const kind = ctx.query.get('targetKind');
+        const name = ctx.query.get('targetName');
+        const type = ctx.query.get('type');
+        const jobs = ctx.app.services.store.listJobs(v.key, {
+          states,
+          ...(type === null ? {} : { type }),
+          ...(kind !== null && name !== null ? { target: { kind: kind as ObjectKind, name } } : {}),
+          limit: numberParam(ctx, 'limit', 100, 1, 1000),
+        });
+        return { status: 200, body: { items: jobs.map(jobJson) } };
+      },
+    },
+    {
+      method: 'GET', path: '/v1/vaults/{vault}/jobs/{id}', operationId: 'getJob', summary: 'Read a job, with its steps, progress and errors', tags: ['jobs'], auth: 'admin',
+      query: [{ name: 'commands', description: 'Also list the commands the job sent to agents.', schema: { type: 'boolean' } }],
+      responses: { 200: { description: 'The job.', schema: ref('Job') }, ...errors(401, 404) },
+      handle: (ctx) => {
+        const v = vaultOf(ctx);
+        const { store } = ctx.app.services;
+        const id = ctx.params.id ?? '';
+        const job = findJob(v.key, id, (x) => { const j = store.getJob(x); return j === undefined ? undefined : jobJson(j); });
+        const body = ctx.query.get('commands') === 'true' ? { ...job, commands: store.commandsOfJob(id).map(commandDetailJson) } : job;
+        return { status: 200, body };
+      },
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/jobs/{id}/cancel', operationId: 'cancelJob', summary: 'Cancel a job',
+      description: 'The current step stops, the job\'s commands are withdrawn and its compensation runs (docs/jobs.md says what each job type leaves behind). Cancelling a job that is already cancelling returns it unchanged.',
+      tags: ['jobs'], auth: 'admin',
+      responses: { 202: { description: 'Cancellation requested; the job is Cancelling (or Cancelled).', schema: ref('Job') }, ...errors(401, 404, 409) },
+      handle: (ctx) => {
+        const v = vaultOf(ctx);
+        const id = ctx.params.id ?? '';
+        const existing = ctx.app.services.store.getJob(id);
+        if (existing === undefined || existing.vault !== v.key) throw notFound('job', id);
+        const r = ctx.app.engine.requestCancel(id);
+        if (r === undefined) throw notFound('job', id);
+        if ('refused' in r) throw new VaultError(409, 'job.notCancellable', r.refused, { extra: { job: id } });
+        return { status: 202, body: jobJson(ctx.app.services.store.getJob(id)!) };
+      },
+    },
+  ];
+}

@@ -1,0 +1,127 @@
+/**
+ * The status of a protected item as the vault keeps it, and the only code
+ * that changes its replication state and health. Replication state changes
+ * go through `transition('replication', …)` of provider/states.ts with a
+ * reason; health is derived: the worse of what the item's agent reports and
+ * the vault's own issues (a disconnected host, a stuck or failed job), and
+ * each change is recorded through `transition('health', …)`.
+ */
+
+import { transition, worseHealth, type Health, type ReplicationState, type TransitionResult } from '../../states';
+import type { JsonObject, StoredObject } from '../store/records';
+import { iso, type VaultServices } from './services';
+
+/** A condition the vault itself observed about an item. */
+export interface ItemIssue {
+  /** Stable code; one issue per code. E.g. `host.disconnected`, `job.failed`, `job.stuck`. */
+  readonly code: string;
+  readonly severity: 'Warning' | 'Critical';
+  readonly message: string;
+  readonly hint?: string;
+  /** ISO time since when it holds. */
+  readonly since: string;
+}
+
+/** The typed view of a protected item's status. */
+export interface ItemStatus {
+  readonly replicationState: ReplicationState;
+  readonly replicationStateReason?: string;
+  readonly replicationStateChangedAt?: string;
+  /** Effective health: worse of `agentHealth` and the issues. */
+  readonly health: Health;
+  readonly healthReason?: string;
+  readonly agentHealth?: Health;
+  readonly issues: readonly ItemIssue[];
+  /** Errors the source agent reports (replaced by each report). */
+  readonly errors?: readonly JsonObject[];
+  readonly sourceHost?: string;
+  readonly targetHost?: string;
+  readonly disks?: readonly { readonly id: string; readonly sizeBytes: number }[];
+  /** Where the workload runs: `primary` until a failover. */
+  readonly activeLocation: 'primary' | 'recovery';
+  readonly initialReplicationPercent?: number;
+  readonly lastReplicatedTime?: string;
+  readonly rpoSeconds?: number;
+  readonly statistics?: JsonObject;
+  /** The job that currently owns the item, if any. */
+  readonly activeJob?: { readonly id: string; readonly type: string };
+  readonly lastJob?: { readonly id: string; readonly type: string; readonly state: string };
+  /** Latest refused state report, for diagnosis. */
+  readonly lastRefusedTransition?: { readonly from: string; readonly to: string; readonly code: string; readonly message: string; readonly at: string };
+}
+
+/** The status of a new item. */
+export function initialItemStatus(): JsonObject {
+  const s: ItemStatus = { replicationState: 'NotProtected', health: 'Normal', issues: [], activeLocation: 'primary' };
+  return toJson(s);
+}
+
+export function toJson(s: ItemStatus): JsonObject {
+  return JSON.parse(JSON.stringify(s)) as JsonObject;
+}
+
+/** The typed status of an item object. */
+export function itemStatus(o: StoredObject): ItemStatus {
+  return o.status as unknown as ItemStatus;
+}
+
+function derivedHealth(s: ItemStatus): { health: Health; reason: string } {
+  let health: Health = s.agentHealth ?? 'Normal';
+  let reason = health === 'Normal' ? 'no issue' : 'reported by the agent';
+  for (const i of s.issues) {
+    const next = worseHealth(health, i.severity);
+    if (next !== health) reason = i.message;
+    health = next;
+  }
+  return { health, reason };
+}
+
+/** `s` with its health recomputed, the change recorded with its reason. */
+export function withHealth(s: ItemStatus): ItemStatus {
+  const { health, reason } = derivedHealth(s);
+  if (health === s.health) return s;
+  const t = transition('health', s.health, health, reason);
+  return { ...s, health, healthReason: t.ok ? `${t.trigger}: ${t.reason}` : reason };
+}
+
+/**
+ * Move an item's replication state through the state table. Persists the
+ * change with its reason and returns the transition; a refusal is returned
+ * (and nothing written) when the table does not allow it. `update` may also
+ * change other fields in the same write.
+ */
+export function transitionItem(
+  services: VaultServices, vault: string, item: string, to: ReplicationState, reason: string,
+  update: (s: ItemStatus) => ItemStatus = (s) => s,
+): TransitionResult<ReplicationState> | undefined {
+  let result: TransitionResult<ReplicationState> | undefined;
+  services.store.updateStatus(vault, 'protectedItem', item, (raw) => {
+    const s = raw as unknown as ItemStatus;
+    result = transition('replication', s.replicationState, to, reason);
+    if (!result.ok) return raw;
+    return toJson(withHealth(update({
+      ...s, replicationState: to, replicationStateReason: `${result.trigger}: ${reason}`, replicationStateChangedAt: iso(services.clock.now()),
+    })));
+  }, services.clock.now());
+  return result;
+}
+
+/** Change an item's status fields (not its replication state) and recompute health. No-op if the item is gone. */
+export function updateItem(services: VaultServices, vault: string, item: string, update: (s: ItemStatus) => ItemStatus): StoredObject | undefined {
+  return services.store.updateStatus(vault, 'protectedItem', item,
+    (raw) => toJson(withHealth(update(raw as unknown as ItemStatus))), services.clock.now());
+}
+
+/** Add or replace an issue by code (keeping its `since` when it already held). */
+export function raiseIssue(services: VaultServices, vault: string, item: string, issue: Omit<ItemIssue, 'since'>): void {
+  updateItem(services, vault, item, (s) => {
+    const old = s.issues.find((i) => i.code === issue.code);
+    const since = old?.since ?? iso(services.clock.now());
+    return { ...s, issues: [...s.issues.filter((i) => i.code !== issue.code), { ...issue, since }] };
+  });
+}
+
+/** Remove an issue by code; no-op if absent. */
+export function clearIssue(services: VaultServices, vault: string, item: string, code: string): void {
+  updateItem(services, vault, item, (s) => (s.issues.some((i) => i.code === code) ? { ...s, issues: s.issues.filter((i) => i.code !== code) } : s));
+}

@@ -1,0 +1,100 @@
+/**
+ * The contract of a job type. A job is a fixed list of steps; the engine
+ * runs them in order and records each step's state, progress and message in
+ * the store. A step is a resumable function: it may run more than once (after
+ * a recoverable failure, or when a restarted vault resumes the job at its
+ * first unfinished step), so it must be idempotent, keeping whatever it must
+ * not redo (a command id, a chosen host) in the job's persisted `data`.
+ */
+
+import type { Json, JobRecord, JsonObject, ObjectKind } from '../store/records';
+import type { VaultServices } from '../control/services';
+
+/** What a step gets. */
+export interface StepContext {
+  readonly services: VaultServices;
+  /** The job as it was when the step started (data included). */
+  readonly job: JobRecord;
+  /** Aborted when the job is cancelled or the vault stops; pass to every wait. */
+  readonly signal: AbortSignal;
+  /** A value of the job's persisted data. */
+  get(key: string): Json | undefined;
+  /** Merge into the job's persisted data (written at once; `null` removes a key). */
+  set(patch: JsonObject): void;
+  /** Report the step's progress (0-100) and what it is doing. */
+  progress(percent: number, message?: string): void;
+  /**
+   * Queue a command for a host and wait for its result, resumably: the
+   * command id is kept in the job's data under `key`, so a resumed step
+   * waits for the same command instead of sending another. Returns the
+   * command's result. A failed command throws its error (with its category,
+   * so recoverable failures are retried on the back-off schedule and send a
+   * new command); a host that disappears throws `NonRecoverableError`.
+   * Progress reports of the command become the step's progress and are
+   * passed to `onProgress`.
+   */
+  runCommand(
+    key: string,
+    command: { readonly host: string; readonly type: string; readonly payload: JsonObject },
+    onProgress?: (percent: number, message: string | undefined) => void,
+  ): Promise<JsonObject>;
+  /** Wait until `time` (ms) on the vault's clock; resumable because `time` comes from data. */
+  sleepUntil(time: number, message?: string): Promise<void>;
+}
+
+/** One step of a job type. */
+export interface StepDefinition {
+  /** Stable id within the job type, e.g. `initialReplication`. */
+  readonly name: string;
+  /** For people. */
+  readonly title: string;
+  /** Share of the job's overall progress. @default 1 */
+  readonly weight?: number;
+  /**
+   * Do the step. Return `'skipped'` if it did not apply (e.g. no target host
+   * for an Azure target). Throw a LifeboatError to fail: `recoverable` is
+   * retried on the back-off schedule; any other category fails the job.
+   */
+  run(ctx: StepContext): Promise<void | 'skipped'>;
+}
+
+/** What hooks of a handler get: the job and the services; synchronous, inside the job's final write. */
+export interface HookContext {
+  readonly services: VaultServices;
+  readonly job: JobRecord;
+}
+
+/** A job type. */
+export interface JobHandler {
+  /** `noun.verb`. */
+  readonly type: string;
+  /** Kind of object the job works on. */
+  readonly targetKind: ObjectKind;
+  readonly steps: readonly StepDefinition[];
+  /** Every step finished. */
+  onSucceeded?(ctx: HookContext): void;
+  /**
+   * A step failed with a non-retryable error, after `compensate` ran: record
+   * what it left behind (item state, issues).
+   */
+  onFailed?(ctx: HookContext, error: JsonObject): void;
+  /** The job reached a terminal state (any of them), in the same write. */
+  onEnded?(ctx: HookContext): void;
+  /** Retrying made no progress for a while; surface it (the job keeps retrying). */
+  onStuck?(ctx: HookContext, reason: string, hint: string): void;
+  /** A retry or a later step succeeded after `onStuck`. */
+  onUnstuck?(ctx: HookContext): void;
+  /**
+   * Undo what the job did, after it was cancelled (the current step was
+   * stopped and the job's open commands withdrawn) or failed with a
+   * non-retryable error. May run commands through `ctx` (resumable like a
+   * step). A throw during cancellation fails the job; during failure it is
+   * recorded as a second error.
+   */
+  compensate?(ctx: StepContext, why: 'cancelled' | 'failed'): Promise<void>;
+}
+
+/** A string from job data, or `undefined`. */
+export function dataString(value: Json | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}

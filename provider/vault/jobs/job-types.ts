@@ -1,0 +1,5 @@
+/** Every job type this vault runs; docs/jobs.md describes each. */
+import { protectionDisable, protectionEnable, protectionUpdate, resyncRun } from './handlers';
+import type { JobHandler } from './job-handler';
+
+export const JOB_HANDLERS: readonly JobHandler[] = [protectionEnable, protectionDisable, protectionUpdate, resyncRun];
