@@ -30,6 +30,7 @@ import {
   protocolVersion,
   SERVER_REFUSED_CODE,
   timedOut,
+  unauthorized,
 } from './remote-errors';
 import { fromWireError } from './wire-errors';
 
@@ -119,6 +120,7 @@ export class ClientConnection {
       let conn: ClientConnection | undefined;
       let settled = false;
       let tcpUp = false;
+      let secured = false;
       const socket = connect({
         host: s.host,
         port: s.port,
@@ -140,19 +142,16 @@ export class ClientConnection {
       socket.once('connect', () => {
         tcpUp = true;
       });
+      socket.once('secureConnect', () => {
+        secured = true;
+      });
       const timer = s.clock.setTimer(s.connectTimeoutMs, () => channel.destroy(timedOut(`connecting to ${endpoint}`, s.connectTimeoutMs)));
       const settleFailure = (e: unknown): void => {
         if (settled) return;
         settled = true;
         timer.cancel();
         socket.destroy();
-        reject(
-          e === undefined
-            ? connectionLost('network', `The replica server at ${endpoint} closed the connection before its HELLO`)
-            : LifeboatError.isInstance(e)
-              ? e
-              : classifySocketError(e, endpoint, tcpUp),
-        );
+        reject(e !== undefined ? (LifeboatError.isInstance(e) ? e : classifySocketError(e, endpoint, tcpUp)) : closedBeforeHello(endpoint, secured));
       };
       const channel = new FrameChannel(socket, {
         onFrame: (f) => {
@@ -382,6 +381,21 @@ export class ClientConnection {
       this.armKeepAlive();
     });
   }
+}
+
+/**
+ * The server closed the connection cleanly before its HELLO. Right after a
+ * completed TLS handshake that is how a Node.js server with
+ * `rejectUnauthorized` refuses a certificate it cannot verify (it closes
+ * without a TLS alert), while every other refusal of ours sends an ERROR
+ * frame first (§2); so it reads as `remote.unauthorized`. Before the
+ * handshake completed it is a network failure.
+ */
+function closedBeforeHello(endpoint: string, secured: boolean): LifeboatError {
+  if (secured) {
+    return unauthorized(`The replica server at ${endpoint} closed the connection right after the TLS handshake: it did not accept this agent's certificate`);
+  }
+  return connectionLost('network', `The replica server at ${endpoint} closed the connection before its HELLO`);
 }
 
 /** §4: pick a version, a codec and sizes from the server's offer. Throws to refuse. */

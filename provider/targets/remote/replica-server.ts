@@ -8,7 +8,7 @@
 import { type AddressInfo } from 'node:net';
 import { createServer, type DetailedPeerCertificate, type Server, type TLSSocket } from 'node:tls';
 import { type Clock, systemClock } from '../../clock';
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, type LifeboatError } from '../../errors';
 import { type ReplicaTarget } from '../../replication/target';
 import { DiskRegistry } from './disk-registry';
 import { encodeFrame } from './frame-codec';
@@ -92,6 +92,8 @@ export interface ReplicaServerStats {
   readonly receivedWriteBytes: number;
   /** WRITE payload bytes received as sent (after compression, §8). */
   readonly receivedPayloadBytes: number;
+  /** Frames received from clients, of every type. */
+  readonly framesReceived: number;
 }
 
 export class ReplicaServer {
@@ -108,6 +110,7 @@ export class ReplicaServer {
     abortedCycles: 0,
     receivedWriteBytes: 0,
     receivedPayloadBytes: 0,
+    framesReceived: 0,
   };
   private sessionsTotal = 0;
   private rejectedPeers = 0;
@@ -181,8 +184,8 @@ export class ReplicaServer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
-      for (const s of this.unauthenticated) s.destroy();
-      await Promise.all([...this.sessions].map((s) => s.end('serverClosing', connectionLost('serverClosing', 'The replica server is shutting down'))));
+      for (const s of this.unauthenticated) refuse(s, closingError());
+      await Promise.all([...this.sessions].map((s) => s.end('serverClosing', closingError())));
       if (this.bound !== undefined) await stopped;
       await this.registry.closeAll();
     })();
@@ -192,7 +195,7 @@ export class ReplicaServer {
   private async accept(socket: TLSSocket): Promise<void> {
     socket.on('error', () => undefined);
     if (this.closing !== undefined) {
-      socket.destroy();
+      refuse(socket, closingError());
       return;
     }
     socket.setNoDelay(true);
@@ -207,15 +210,10 @@ export class ReplicaServer {
       allowed = false;
     }
     this.unauthenticated.delete(socket);
-    if (socket.destroyed || this.closing !== undefined) {
-      socket.destroy();
-      return;
-    }
+    if (socket.destroyed || this.closing !== undefined) return;
     if (!allowed) {
       this.reject(peer, 'authorize');
-      const refusal = unauthorized(`This recovery-site agent does not accept ${peer}`);
-      socket.write(encodeFrame(FrameType.Error, 0, 0, toWireError(refusal)));
-      socket.destroySoon();
+      refuse(socket, unauthorized(`This recovery-site agent does not accept ${peer}`));
       return;
     }
     const ctx = {
@@ -241,6 +239,20 @@ export class ReplicaServer {
     this.rejectedPeers++;
     this.options.onPeerRejected?.({ peer, reason });
   }
+}
+
+/**
+ * End a connection that has no session with an ERROR frame (id 0), so the
+ * client can tell this refusal from a certificate refused by TLS (§2).
+ */
+function refuse(socket: TLSSocket, error: unknown): void {
+  if (socket.destroyed) return;
+  socket.write(encodeFrame(FrameType.Error, 0, 0, toWireError(error)));
+  socket.destroySoon();
+}
+
+function closingError(): LifeboatError {
+  return connectionLost('serverClosing', 'The replica server is shutting down');
 }
 
 function describePeer(cert: DetailedPeerCertificate, socket: TLSSocket): string {

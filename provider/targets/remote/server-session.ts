@@ -33,6 +33,7 @@ export interface ServerCounters {
   abortedCycles: number;
   receivedWriteBytes: number;
   receivedPayloadBytes: number;
+  framesReceived: number;
 }
 
 /** How a session ended, for the server's hook. */
@@ -165,6 +166,7 @@ export class ServerSession implements SlotHost {
 
   private onFrame(f: Frame): void {
     this.lastFrameAt = this.ctx.clock.now();
+    this.ctx.counters.framesReceived++;
     if (this.phase === 'ending') return;
     if (f.type === FrameType.Error) {
       // The client refuses the session (e.g. no common version, §4).

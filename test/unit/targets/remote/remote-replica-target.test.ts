@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { InvalidInputError, LifeboatError, RecoverableError } from '../../../../provider/errors';
+import { BugError, InvalidInputError, LifeboatError, NonRecoverableError, RecoverableError } from '../../../../provider/errors';
 import { ReplicaStateError } from '../../../../provider/targets/host/replica-state-error';
 import { type RemoteReplicaTarget } from '../../../../provider/targets/remote/remote-replica-target';
 import { KiB, MiB } from '../../../../provider/units';
@@ -162,5 +162,149 @@ describe('RemoteReplicaTarget over ReplicaServer (docs/replication-protocol.md)'
     } finally {
       await proxy.close();
     }
+  });
+
+  describe('errors keep their class, code and category (§9)', () => {
+    it('a ReplicaStateError of the store arrives as a ReplicaStateError', async () => {
+      served = await serve(backing, certs);
+      const disk = await connectClient().openDisk({ diskId: 'd', sizeBytes: 64 * KiB });
+      const w = await disk.beginCycle({ generation: 'g', seq: 5, time: 1 });
+      await w.commit();
+      const e = await rejection(disk.beginCycle({ generation: 'g', seq: 5, time: 2 }));
+      assert.ok(e instanceof ReplicaStateError, e.name);
+      assert.ok(e instanceof NonRecoverableError);
+      assert.equal(e.code, 'cycle.alreadyApplied');
+      assert.equal(e.category, 'nonRecoverable');
+      assert.equal(e.hint, 'Resume after appliedSeq.');
+      assert.deepEqual(e.details, { seq: 5 });
+      const open = await disk.beginCycle({ generation: 'g', seq: 6, time: 2 });
+      const twice = await rejection(disk.beginCycle({ generation: 'g', seq: 7, time: 3 }));
+      assert.ok(twice instanceof ReplicaStateError);
+      assert.equal(twice.code, 'replica.cycleOpen');
+      await open.abort();
+    });
+
+    it('an InvalidInputError arrives with its location', async () => {
+      served = await serve(backing, certs);
+      const e = await rejection(connectClient().openDisk({ diskId: 'd', sizeBytes: 1000 }));
+      assert.ok(e instanceof InvalidInputError);
+      assert.equal(e.code, 'replica.invalidSize');
+      assert.equal(e.category, 'invalidInput');
+      assert.deepEqual(e.where, { path: '/sizeBytes' });
+      assert.equal(e.hint, 'Use a multiple of 512.');
+    });
+
+    it('a refused write is reported by the next call with its own code; abort and retry succeed (§7.3)', async () => {
+      served = await serve(backing, certs, { maxChunkBytes: 16 * KiB });
+      const disk = await connectClient().openDisk({ diskId: 'd', sizeBytes: 1 * MiB });
+      backing.hooks.beforeWrite = (_o, _l, nth) => {
+        if (nth === 3) throw new RecoverableError('replica.lowDisk', 'No space left', { hint: 'Free space.' });
+      };
+      const meta = { generation: 'g', seq: 1, time: 1, point: 'crashConsistent' as const };
+      const w = await disk.beginCycle(meta);
+      let caught: unknown;
+      try {
+        for (let i = 0; i < 16; i++) await w.write(i * 16 * KiB, pattern(16 * KiB, i));
+        await w.commit();
+      } catch (e) {
+        caught = e;
+      }
+      assert.ok(caught instanceof RecoverableError, String(caught));
+      assert.equal(caught.code, 'replica.lowDisk');
+      assert.equal(caught.hint, 'Free space.');
+      await w.abort();
+      assert.equal(backing.counts.commits, 0);
+      backing.hooks.beforeWrite = undefined;
+      const again = await disk.beginCycle(meta);
+      for (let i = 0; i < 16; i++) await again.write(i * 16 * KiB, pattern(16 * KiB, i));
+      assert.ok((await again.commit()) !== undefined);
+      assert.ok(backing.disks.get('d')!.bytes.subarray(0, 16 * KiB).equals(pattern(16 * KiB, 0)));
+    });
+
+    it('anything else thrown by the store arrives as a bug (remote.serverError)', async () => {
+      served = await serve(backing, certs);
+      const disk = await connectClient().openDisk({ diskId: 'd', sizeBytes: 64 * KiB });
+      backing.hooks.beforeCommit = () => {
+        throw new TypeError('undefined is not a function');
+      };
+      const w = await disk.beginCycle({ generation: 'g', seq: 1, time: 1 });
+      const e = await rejection(w.commit());
+      assert.ok(e instanceof BugError);
+      assert.equal(e.code, 'remote.serverError');
+      assert.match(e.message, /undefined is not a function/);
+    });
+
+    it('a disk deleted on the server while the client was disconnected is not silently recreated (§6.1)', async () => {
+      served = await serve(backing, certs);
+      const proxy = new FaultProxy(served.port);
+      const proxyPort = await proxy.listen();
+      try {
+        const t = client(proxyPort, certs);
+        clients.push(t);
+        const disk = await t.openDisk({ diskId: 'd', sizeBytes: 64 * KiB });
+        const w = await disk.beginCycle({ generation: 'g', seq: 1, time: 1 });
+        await w.commit();
+        await connectClient().deleteDisk('d');
+        proxy.cutAfter(0);
+        assert.equal((await rejection(disk.state())).code, 'remote.connectionLost');
+        proxy.cutAfter(undefined);
+        const e = await rejection(disk.state());
+        assert.ok(e instanceof NonRecoverableError);
+        assert.equal(e.code, 'remote.diskDeleted');
+        assert.deepEqual(await backing.listDisks(), []);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  it('compresses WRITE payloads when asked and when it pays (§8)', async () => {
+    served = await serve(backing, certs, { maxChunkBytes: 64 * KiB });
+    const t = connectClient({ compression: 'zstd' });
+    const disk = await t.openDisk({ diskId: 'd', sizeBytes: 4 * MiB });
+    const text = Buffer.from('The quick brown fox jumps over the lazy dog. '.repeat(50_000)).subarray(0, 2 * MiB);
+    const noise = pattern(1 * MiB, 77);
+    const w = await disk.beginCycle({ generation: 'g', seq: 1, time: 1 });
+    await w.write(0, text);
+    await w.commit();
+    const afterText = served.server.stats();
+    assert.equal(afterText.receivedWriteBytes, 2 * MiB);
+    assert.ok(afterText.receivedPayloadBytes < MiB / 8, `compressible data travels small (${afterText.receivedPayloadBytes} bytes)`);
+    const w2 = await disk.beginCycle({ generation: 'g', seq: 2, time: 2 });
+    await w2.write(2 * MiB, noise);
+    await w2.commit();
+    const afterNoise = served.server.stats();
+    assert.equal(afterNoise.receivedPayloadBytes - afterText.receivedPayloadBytes, 1 * MiB, 'incompressible data travels raw');
+    const bytes = backing.disks.get('d')!.bytes;
+    assert.ok(bytes.subarray(0, 2 * MiB).equals(text));
+    assert.ok(bytes.subarray(2 * MiB, 3 * MiB).equals(noise));
+  });
+
+  it('does not compress unless asked', async () => {
+    served = await serve(backing, certs);
+    const disk = await connectClient().openDisk({ diskId: 'd', sizeBytes: 1 * MiB });
+    const w = await disk.beginCycle({ generation: 'g', seq: 1, time: 1 });
+    await w.write(0, Buffer.alloc(512 * KiB, 1));
+    await w.commit();
+    assert.equal(served.server.stats().receivedPayloadBytes, 512 * KiB);
+  });
+
+  it('refuses a server whose target is of another kind', async () => {
+    served = await serve(backing, certs);
+    const e = await rejection(connectClient({ kind: 'host' }).listDisks());
+    assert.ok(e instanceof NonRecoverableError);
+    assert.equal(e.code, 'remote.kindMismatch');
+  });
+
+  it('fails calls after close with replica.targetClosed, and closes idempotently', async () => {
+    served = await serve(backing, certs);
+    const t = connectClient();
+    const disk = await t.openDisk({ diskId: 'd', sizeBytes: 64 * KiB });
+    await t.close();
+    await t.close();
+    assert.equal((await rejection(t.listDisks())).code, 'replica.targetClosed');
+    assert.equal((await rejection(disk.state())).code, 'replica.targetClosed');
+    await served.sessionsEnded(1);
+    assert.equal(backing.counts.diskCloses, 1, 'the server returned the disk when the client left');
   });
 });
