@@ -43,7 +43,8 @@ function forge(ca: CertificateAuthority, name: string): Peer {
 async function handshake(server: Peer, client: Peer, trust: string): Promise<{ clientOk: boolean; serverSawClient: string | undefined; error?: string }> {
   let serverSawClient: string | undefined;
   const srv = tls.createServer({ key: server.key, cert: server.cert, ca: [trust], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (socket) => {
-    serverSawClient = socket.getPeerCertificate().subject?.CN;
+    const cn = socket.getPeerCertificate().subject?.CN;
+    serverSawClient = Array.isArray(cn) ? cn.join(',') : cn;
     socket.end('hello');
   });
   const serverErrors: string[] = [];
