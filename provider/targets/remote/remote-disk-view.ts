@@ -9,6 +9,7 @@ import { type DiskView, type RecoveryPointInfo } from '../../replication/target'
 import { ReplicaStateError } from '../host/replica-state-error';
 import { type ClientConnection } from './client-connection';
 import { protocolError } from './remote-errors';
+import { toWireNumber } from './wire-values';
 
 export class RemoteDiskView implements DiskView {
   private closed = false;
@@ -36,7 +37,7 @@ export class RemoteDiskView implements DiskView {
       piece.copy(out, at);
       at += piece.length;
     };
-    const r = await this.conn.request('view.read', { view: this.handle, offset, length }, put);
+    const r = await this.conn.request('view.read', { view: this.handle, offset: toWireNumber(offset), length: toWireNumber(length) }, put);
     if (out === undefined && r.payload.length === length && r.json.length === length) return r.payload;
     put(r.payload);
     if (at !== length || r.json.length !== length) throw protocolError(`view.read returned ${at} bytes, not ${length}`);

@@ -40,7 +40,7 @@ import {
 import { protocolError } from './remote-errors';
 import { RemoteCycleWriter } from './remote-cycle-writer';
 import { RemoteDiskView } from './remote-disk-view';
-import { parseHandle, parseMaterialised, parsePoint, parsePoints, parseState, parseStrings } from './wire-values';
+import { parseHandle, parseMaterialised, parsePoint, parsePoints, parseState, parseStrings, toWireNumber } from './wire-values';
 
 export interface RemoteReplicaTargetOptions {
   /** Address of the recovery-site agent's replication endpoint. */
@@ -199,7 +199,7 @@ class RemoteReplicaDisk implements ReplicaDisk {
     const conn = await this.target.session();
     if (this.bound !== undefined && this.bound.conn === conn) return this.bound;
     this.binding ??= (async () => {
-      const r = await conn.request('target.openDisk', { diskId: this.options.diskId, sizeBytes: this.options.sizeBytes, mustExist: this.opened });
+      const r = await conn.request('target.openDisk', { diskId: this.options.diskId, sizeBytes: toWireNumber(this.options.sizeBytes), mustExist: this.opened });
       const handle = parseHandle(r.json, 'disk');
       if (r.json.sizeBytes !== this.options.sizeBytes) throw protocolError('target.openDisk answered another size');
       this.opened = true;
@@ -218,7 +218,7 @@ class RemoteReplicaDisk implements ReplicaDisk {
 
   async beginCycle(meta: CycleMeta): Promise<CycleWriter> {
     const { conn, handle } = await this.bind();
-    const r = await conn.request('disk.beginCycle', { disk: handle, meta });
+    const r = await conn.request('disk.beginCycle', { disk: handle, meta: { ...meta, seq: toWireNumber(meta.seq), time: toWireNumber(meta.time) } });
     return new RemoteCycleWriter(conn, parseHandle(r.json, 'cycle'), { ...meta }, this.sizeBytes);
   }
 
@@ -229,13 +229,13 @@ class RemoteReplicaDisk implements ReplicaDisk {
 
   async prunePoints(olderThan: number): Promise<readonly RecoveryPointInfo[]> {
     const { conn, handle } = await this.bind();
-    return parsePoints((await conn.request('disk.prunePoints', { disk: handle, olderThan })).json.points);
+    return parsePoints((await conn.request('disk.prunePoints', { disk: handle, olderThan: toWireNumber(olderThan) })).json.points);
   }
 
   async hashBlocks(blockSize: number, firstBlock: number, count: number): Promise<BlockDigests> {
     const { conn, handle } = await this.bind();
     const pieces: Buffer[] = [];
-    const r = await conn.request('disk.hashBlocks', { disk: handle, blockSize, firstBlock, count }, (p) => pieces.push(p));
+    const r = await conn.request('disk.hashBlocks', { disk: handle, blockSize: toWireNumber(blockSize), firstBlock: toWireNumber(firstBlock), count: toWireNumber(count) }, (p) => pieces.push(p));
     pieces.push(r.payload);
     const all = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
     const { digestBytes, count: n } = r.json;

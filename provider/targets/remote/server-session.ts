@@ -25,6 +25,7 @@ import {
 } from './protocol';
 import { codeOf, connectionLost, protocolError, protocolVersion, type SessionEndReason } from './remote-errors';
 import { toWireError } from './wire-errors';
+import { fromWireNumber } from './wire-values';
 
 /** Counters shared by the sessions of one server. */
 export interface ServerCounters {
@@ -457,10 +458,9 @@ function handleNumber(a: Readonly<Record<string, unknown>>, field: string): numb
   return n;
 }
 
-/** A number argument; anything else reads as NaN so that the backing target's validation reports it. */
+/** A number argument (§6); anything else reads as NaN so that the backing target's validation reports it. */
 function num(a: Readonly<Record<string, unknown>>, field: string): number {
-  const v = a[field];
-  return typeof v === 'number' ? v : Number.NaN;
+  return fromWireNumber(a[field]);
 }
 
 function str(a: Readonly<Record<string, unknown>>, field: string): string {

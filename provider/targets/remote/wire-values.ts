@@ -72,3 +72,19 @@ export function parseStrings(v: unknown, what: string): string[] {
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw protocolError(`${what} is not a list of strings`);
   return v as string[];
 }
+
+/**
+ * A number argument for REQUEST JSON (§6): JSON cannot carry ±Infinity or
+ * NaN, so those travel as the strings `Infinity`, `-Infinity`, `NaN`.
+ */
+export function toWireNumber(n: number): number | string {
+  return Number.isFinite(n) ? n : String(n);
+}
+
+/** The number an argument stands for; anything that is not one reads as NaN, for the backing target to refuse. */
+export function fromWireNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (v === 'Infinity') return Number.POSITIVE_INFINITY;
+  if (v === '-Infinity') return Number.NEGATIVE_INFINITY;
+  return Number.NaN;
+}
