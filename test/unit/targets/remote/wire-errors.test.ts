@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import {
   BugError,
   InvalidInputError,
-  LifeboatError,
+  type LifeboatError,
   NonRecoverableError,
   RecoverableError,
   ResyncRequiredError,
