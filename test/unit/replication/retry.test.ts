@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { ManualClock } from '../../../provider/clock';
 import {
   BugError, InvalidInputError, LifeboatError, NonRecoverableError, RecoverableError, ResyncRequiredError,
@@ -31,6 +33,14 @@ describe('replication/retry', () => {
         assert.equal(backoffDelay(failures), minutes * MINUTE);
       });
     }
+
+    it('matches the table of docs/replication-policy.md §1', () => {
+      const doc = readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'replication-policy.md'), 'utf8');
+      const rows = [...doc.matchAll(/^\| (\d+)( and later)? \| (\d+) min \|$/gm)].map((m) => [Number(m[1]), Number(m[3])] as const);
+      assert.equal(rows.length, 6);
+      for (const [failures, minutes] of rows) assert.equal(backoffDelay(failures), minutes * MINUTE, `row ${failures}`);
+      assert.equal(backoffDelay(7), rows[5]![1] * MINUTE);
+    });
 
     it('takes a custom schedule and steady delay', () => {
       const o = { schedule: [10, 20], steadyMs: 50 };
