@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README.md): set-up if needed, then type-check and build,
 # lint, and every mocha suite (unit, integration, e2e with the real engine).
-# Arguments are passed to mocha (e.g. a single test file).
+# Arguments replace the default spec (e.g. one test file); options pass to mocha.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$LIFEBOAT_ROOT"
@@ -11,4 +11,7 @@ tsc -p .
 log "lint (eslint)"
 eslint --max-warnings 0 .
 log "tests (mocha)"
+if [ $# -eq 0 ]; then
+  set -- 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts'
+fi
 mocha "$@"

@@ -8,7 +8,6 @@
  * other (the caller's loop serialises them). Guest writes to the source may
  * run concurrently with everything here.
  */
-import { createHash } from 'node:crypto';
 import { BugError, LifeboatError, NonRecoverableError, ResyncRequiredError } from '../errors';
 import { type Clock, systemClock } from '../clock';
 import { HOUR, MiB, KiB } from '../units';
@@ -22,6 +21,7 @@ import {
   readProgress,
   writeProgress,
 } from './progress-file';
+import { blockRangesToRegions, compareDigests, digestBlocks, regionsToBlockRanges, validateBlockSize } from './resync-plan';
 import { type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
 
 /** A sealed segment of the source's log, as the driver ships it. */
@@ -161,22 +161,9 @@ function totalOf(regions: readonly Region[]): number {
   return regions.reduce((s, r) => s + r.length, 0);
 }
 
-/** Widen regions to whole blocks within the disk, sort and merge them. */
-export function alignRegions(regions: readonly Region[], blockSize: number, sizeBytes: number): Region[] {
-  const spans = regions
-    .map((r) => [Math.floor(r.offset / blockSize) * blockSize, Math.min(sizeBytes, Math.ceil((r.offset + r.length) / blockSize) * blockSize)] as const)
-    .filter(([a, b]) => b > a)
-    .sort((x, y) => x[0] - y[0]);
-  const out: Region[] = [];
-  for (const [a, b] of spans) {
-    const last = out[out.length - 1];
-    if (last !== undefined && a <= last.offset + last.length) {
-      out[out.length - 1] = { offset: last.offset, length: Math.max(last.offset + last.length, b) - last.offset };
-    } else {
-      out.push({ offset: a, length: b - a });
-    }
-  }
-  return out;
+/** Widen regions to whole blocks within the disk, sorted and merged. */
+function alignRegions(regions: readonly Region[], blockSize: number, sizeBytes: number): Region[] {
+  return blockRangesToRegions(regionsToBlockRanges(regions, blockSize, sizeBytes), blockSize, sizeBytes);
 }
 
 /** Sub-ranges of `regions` covering bytes `[from, from + max)` of their concatenation. */
@@ -213,9 +200,7 @@ export class DiskReplicator {
     this.chunkBytes = o.chunkBytes ?? MiB;
     this.blockSize = o.blockSize ?? 64 * KiB;
     this.batchBytes = Math.max(this.blockSize, Math.floor((o.batchBytes ?? 64 * MiB) / this.blockSize) * this.blockSize);
-    if (this.blockSize % (4 * KiB) !== 0) {
-      throw new BugError('replicator.blockSize', `Resync block size ${this.blockSize} is not a multiple of 4 KiB`);
-    }
+    validateBlockSize(this.blockSize);
   }
 
   /**
@@ -569,18 +554,21 @@ export class DiskReplicator {
         this.checkAborted();
         const data = await this.o.source.read(at, Math.min(chunk, end - at));
         scannedBytes += data.length;
-        for (let b = 0; b < data.length; b += bs) {
-          const block = data.subarray(b, Math.min(b + bs, data.length));
-          comparedBlocks++;
-          const theirs = remote.digests[(at + b) / bs - first];
-          if (theirs !== undefined && createHash('sha256').update(block).digest().equals(theirs)) {
-            skippedBytes += block.length;
-            continue;
-          }
-          differingBlocks++;
-          await this.o.limiter?.take(block.length, this.o.signal);
-          await w.write(at + b, block);
-          sentBytes += block.length;
+        const firstBlock = at / bs;
+        const local = digestBlocks(data, bs, firstBlock);
+        const start = firstBlock - first;
+        const theirs = { blockSize: bs, firstBlock, digests: remote.digests.slice(start, start + local.digests.length) };
+        const differing = compareDigests(local, theirs);
+        comparedBlocks += local.digests.length;
+        differingBlocks += differing.length;
+        skippedBytes += data.length;
+        for (const block of differing) {
+          const from = block * bs - at;
+          const piece = data.subarray(from, Math.min(from + bs, data.length));
+          skippedBytes -= piece.length;
+          await this.o.limiter?.take(piece.length, this.o.signal);
+          await w.write(block * bs, piece);
+          sentBytes += piece.length;
         }
       }
     }
