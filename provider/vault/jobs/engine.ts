@@ -282,7 +282,7 @@ export class JobEngine {
           state: outcome === 'skipped' ? 'Skipped' : 'Succeeded', progress: 100, endedAt: this.services.clock.now(),
         });
         next = { ...next, retry: undefined, stuck: undefined };
-        if (j.stuck !== undefined) handler.onUnstuck?.({ services: this.services, job: next });
+        if (j.retry !== undefined) handler.onRecovered?.({ services: this.services, job: next });
         return next;
       });
     } catch (e) {
@@ -310,6 +310,7 @@ export class JobEngine {
       next = this.setStep(handler, next, def.name, {
         message: `attempt ${failures} failed: ${err.message}; retrying at ${iso(nextAttemptAt)} (in ${formatDuration(delay)})`,
       });
+      handler.onRetry?.({ services: this.services, job: next }, err as unknown as JsonObject, nextAttemptAt);
       if (failures >= this.stuckAfter && j.stuck === undefined) {
         const reason = `${def.title} failed ${failures} times in a row without progress since ${iso(next.retry!.firstFailureAt)}; last error: ${err.message} [${err.code}]`;
         const hint = err.hint ?? 'fix the cause named in the last error (the job keeps retrying every 30 minutes), or cancel the job';

@@ -80,10 +80,12 @@ export interface JobHandler {
   onFailed?(ctx: HookContext, error: JsonObject): void;
   /** The job reached a terminal state (any of them), in the same write. */
   onEnded?(ctx: HookContext): void;
+  /** A step failed recoverably and will be retried at `nextAttemptAt` (ms). */
+  onRetry?(ctx: HookContext, error: JsonObject, nextAttemptAt: number): void;
   /** Retrying made no progress for a while; surface it (the job keeps retrying). */
   onStuck?(ctx: HookContext, reason: string, hint: string): void;
-  /** A retry or a later step succeeded after `onStuck`. */
-  onUnstuck?(ctx: HookContext): void;
+  /** A step that had failed recoverably succeeded (after `onRetry`, maybe `onStuck`). */
+  onRecovered?(ctx: HookContext): void;
   /**
    * Undo what the job did, after it was cancelled (the current step was
    * stopped and the job's open commands withdrawn) or failed with a

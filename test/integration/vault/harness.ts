@@ -36,6 +36,8 @@ export interface ObjectBody {
   readonly name: string;
   readonly uid: string;
   readonly generation: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
   readonly spec: Record<string, unknown>;
   readonly status: Record<string, unknown> & {
     replicationState?: string;
@@ -156,8 +158,8 @@ export class Harness {
   }
 
   /** Create a vault with two Hyper-V sites and a secondary-site policy hq → dr. */
-  async seedTopology(vault = 'contoso', policy: Record<string, unknown> = {}): Promise<void> {
-    await this.ok('PUT', `/v1/vaults/${vault}`, {});
+  async seedTopology(vault = 'contoso', policy: Record<string, unknown> = {}, settings: Record<string, unknown> = {}): Promise<void> {
+    await this.ok('PUT', `/v1/vaults/${vault}`, settings);
     await this.ok('PUT', `/v1/vaults/${vault}/sites/hq`, { kind: 'hyperv-site' });
     await this.ok('PUT', `/v1/vaults/${vault}/sites/dr`, { kind: 'hyperv-site' });
     await this.ok('PUT', `/v1/vaults/${vault}/replicationPolicies/gold`, { target: 'secondary-site', associations: [{ source: 'hq', target: 'dr' }], ...policy });

@@ -184,7 +184,7 @@ export function networkMappingsFor(services: VaultServices, vault: string, sourc
 }
 
 /** Hooks every item job uses: the item's active and last job, and the job issues. */
-export function itemJobHooks(): Pick<JobHandler, 'onSucceeded' | 'onFailed' | 'onEnded' | 'onStuck' | 'onUnstuck'> {
+export function itemJobHooks(): Pick<JobHandler, 'onSucceeded' | 'onFailed' | 'onEnded' | 'onRetry' | 'onStuck' | 'onRecovered'> {
   return {
     onSucceeded: ({ services, job }: HookContext) => clearIssue(services, job.vault, job.target.name, 'job.failed'),
     onFailed: ({ services, job }: HookContext, error: JsonObject) => {
@@ -197,15 +197,27 @@ export function itemJobHooks(): Pick<JobHandler, 'onSucceeded' | 'onFailed' | 'o
     },
     onEnded: ({ services, job }: HookContext) => {
       clearIssue(services, job.vault, job.target.name, 'job.stuck');
+      clearIssue(services, job.vault, job.target.name, 'job.retrying');
       updateItem(services, job.vault, job.target.name, (s) => {
         const { activeJob: _drop, ...rest } = s;
         return { ...rest, lastJob: { id: job.id, type: job.type, state: job.state } };
       });
     },
+    onRetry: ({ services, job }: HookContext, error: JsonObject, nextAttemptAt: number) => {
+      raiseIssue(services, job.vault, job.target.name, {
+        code: 'job.retrying',
+        severity: 'Warning',
+        message: `${job.type} is retrying after: ${String(error.message ?? 'an error')} [${String(error.code ?? '?')}]; next attempt at ${new Date(nextAttemptAt).toISOString()}`,
+        ...(typeof error.hint === 'string' ? { hint: error.hint } : {}),
+      });
+    },
     onStuck: ({ services, job }: HookContext, reason: string, hint: string) => {
       raiseIssue(services, job.vault, job.target.name, { code: 'job.stuck', severity: 'Critical', message: `${job.type} is stuck: ${reason}`, hint });
     },
-    onUnstuck: ({ services, job }: HookContext) => clearIssue(services, job.vault, job.target.name, 'job.stuck'),
+    onRecovered: ({ services, job }: HookContext) => {
+      clearIssue(services, job.vault, job.target.name, 'job.stuck');
+      clearIssue(services, job.vault, job.target.name, 'job.retrying');
+    },
   };
 }
 
