@@ -4,6 +4,7 @@
  * agent serves it to the primary site.
  */
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { InvalidInputError } from '../../errors';
 import { type OpenDiskOptions, type ReplicaTarget } from '../../replication/target';
 import { MiB } from '../../units';
@@ -59,7 +60,7 @@ export class HostReplicaTarget implements ReplicaTarget {
     try {
       await t.ops.mkdir(t.paths.disksDir);
       for (const name of await t.ops.readdir(t.paths.disksDir)) {
-        if (name.startsWith('.staging-') || name.startsWith('.deleting-')) await t.ops.removeTree(`${t.paths.disksDir}/${name}`);
+        if (name.startsWith('.staging-') || name.startsWith('.deleting-')) await t.ops.removeTree(path.join(t.paths.disksDir, name));
       }
     } catch (e) {
       throw classifyIoError(e, `open store ${options.root}`);

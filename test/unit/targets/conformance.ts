@@ -36,7 +36,7 @@ export interface ReplicaTargetFactory {
 export interface ConformanceOptions {
   /** Runs of the model-based property. @default 30 */
   readonly numRuns?: number;
-  /** Size of the disks the suite writes (a multiple of 4096). @default 1 MiB */
+  /** Size of the disks the suite writes (a multiple of 4096, at least 256 KiB). @default 1 MiB */
   readonly diskSize?: number;
   /** Seed of the property (printed on failure). @default 20260101 */
   readonly seed?: number;
@@ -168,7 +168,7 @@ export function describeReplicaTargetConformance(name: string, factory: ReplicaT
   const size = options.diskSize ?? 1024 * KiB;
   const numRuns = options.numRuns ?? 30;
   const seed = options.seed ?? 20260101;
-  assert.ok(size % 4096 === 0 && size >= 64 * KiB, 'diskSize must be a multiple of 4096, at least 64 KiB');
+  assert.ok(size % 4096 === 0 && size >= 256 * KiB, 'diskSize must be a multiple of 4096, at least 256 KiB');
 
   describe(`ReplicaTarget conformance: ${name}`, function () {
     this.timeout(120_000);
