@@ -4,9 +4,10 @@
  * of its agents change its status.
  *
  * - PUT of a new item starts `protection.enable`. PUT again while no job
- *   runs restarts `protection.enable` if the item is NotProtected or its
- *   last enable failed or was cancelled; otherwise a changed spec starts
- *   `protection.update`. While a job runs, PUT only records the spec.
+ *   runs restarts `protection.enable` if the item is NotProtected (or
+ *   EnablingProtection) or its last enable failed or was cancelled; otherwise
+ *   a changed spec starts `protection.update`. While a job runs, PUT only
+ *   records the spec.
  * - DELETE starts `protection.disable` (202), or removes an item that was
  *   never protected at once (204). A failed-over item is refused (409: fail
  *   back first).
@@ -51,6 +52,10 @@ export function afterItemPut(services: VaultServices, jobs: JobStarter, vault: s
   const enableUnfinished = last !== undefined && last.type === 'protection.enable' && last.state !== 'Succeeded';
   if (s.replicationState === 'NotProtected') {
     transitionItem(services, vault, item.name, 'EnablingProtection', 'enabling again (PUT of an unprotected item)');
+    return startJob(services, jobs, vault, item.name, 'protection.enable');
+  }
+  if (s.replicationState === 'EnablingProtection') {
+    // No job owns it (the vault stopped at a bad moment): enabling continues.
     return startJob(services, jobs, vault, item.name, 'protection.enable');
   }
   if (enableUnfinished && (s.replicationState === 'WaitingForInitialReplication' || s.replicationState === 'InitialReplicationInProgress')) {

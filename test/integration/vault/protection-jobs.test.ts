@@ -137,6 +137,38 @@ describe('vault jobs: protection through the API with scripted agents', () => {
     assert.equal((await h.api('DELETE', '/v1/vaults/contoso/replicationPolicies/gold')).status, 204, 'the policy is free again');
   });
 
+  it('pushes changed settings to both hosts: an item\'s target VM settings, then its policy\'s frequency', async () => {
+    h = await Harness.start();
+    await h.seedTopology();
+    const { src, dst } = await hosts(h);
+    const enableId = (await h.ok<ObjectBody>('PUT', ITEM, { site: 'hq', vm: 'web01', policy: 'gold' })).status.activeJob!.id;
+    await dst.succeed(await dst.next('replica.create'));
+    await src.succeed(await src.next('replication.enable'));
+    await src.succeed(await src.next('replication.start'));
+    await dst.succeed(await dst.next('replica.configure'));
+    await h.server.jobSettled(enableId);
+
+    const changed = await h.ok<ObjectBody>('PUT', ITEM, { site: 'hq', vm: 'web01', policy: 'gold', targetVm: { memoryMiB: 8192 } });
+    assert.equal(changed.generation, 2);
+    assert.equal(changed.status.activeJob?.type, 'protection.update');
+    const onSource = await src.next('replication.configure');
+    assert.deepEqual(onSource.payload.targetVm, { memoryMiB: 8192 });
+    await src.succeed(onSource);
+    await dst.succeed(await dst.next('replica.configure'));
+    await h.server.jobSettled(changed.status.activeJob!.id);
+
+    const policy = await h.ok<ObjectBody>('PUT', '/v1/vaults/contoso/replicationPolicies/gold', { target: 'secondary-site', replicationFrequencySeconds: 900, associations: [{ source: 'hq', target: 'dr' }] });
+    assert.equal(policy.generation, 2);
+    const reconfigure = await src.next('replication.configure');
+    assert.equal((reconfigure.payload.policy as { replicationFrequencySeconds: number }).replicationFrequencySeconds, 900);
+    await src.succeed(reconfigure);
+    await dst.succeed(await dst.next('replica.configure'));
+    const it = await item(h);
+    await h.server.jobSettled(it.status.activeJob?.id ?? it.status.lastJob!.id);
+    assert.deepEqual((await item(h)).status.lastJob?.type, 'protection.update');
+    assert.equal((await item(h)).status.replicationState, 'Protected');
+  });
+
   it('resumes a job after a vault restart at its first unfinished step, without redoing finished ones', async () => {
     h = await Harness.start();
     await h.seedTopology();

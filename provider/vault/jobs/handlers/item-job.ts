@@ -222,20 +222,29 @@ export function itemJobHooks(): Pick<JobHandler, 'onSucceeded' | 'onFailed' | 'o
 }
 
 /**
- * Run a compensating command if its host is connected; otherwise record
- * what is left behind as an item issue instead of waiting for the host.
+ * Run a compensating command if its host is connected; if the host is not
+ * connected or the command fails, record what is left behind as an item
+ * issue instead of waiting or failing. Throws only when the vault stops.
  */
 export async function bestEffortCommand(ctx: StepContext, key: string, host: string | undefined, type: string, payload: JsonObject, what: string): Promise<void> {
   if (host === undefined) return;
-  const h = ctx.services.store.getObject(ctx.job.vault, 'host', host);
-  if (!isConnected(h)) {
+  const leftover = (why: string): void => {
     raiseIssue(ctx.services, ctx.job.vault, ctx.job.target.name, {
       code: 'protectedItem.leftovers',
       severity: 'Warning',
-      message: `${what} on host ${host} may be left behind: the host was not connected when job ${ctx.job.id} cleaned up`,
+      message: `${what} on host ${host} may be left behind: ${why} when job ${ctx.job.id} cleaned up`,
       hint: `when ${host} is back, remove the item's replication data there by hand (or re-create and delete the item)`,
     });
+  };
+  const h = ctx.services.store.getObject(ctx.job.vault, 'host', host);
+  if (!isConnected(h)) {
+    leftover(h === undefined ? 'the host was no longer registered' : 'the host was not connected');
     return;
   }
-  await ctx.runCommand(key, { host, type, payload });
+  try {
+    await ctx.runCommand(key, { host, type, payload });
+  } catch (e) {
+    if (ctx.signal.aborted) throw e;
+    leftover(`${type} failed (${e instanceof Error ? e.message : String(e)})`);
+  }
 }
