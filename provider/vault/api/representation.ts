@@ -31,11 +31,11 @@ function opt(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : iso(ms);
 }
 
-/** A job as the API shows it (its handler's scratch data is internal). */
-export function jobJson(j: JobRecord): JsonObject {
+/** A job as the API shows it (its handler's scratch data is internal). `vaultName` is the vault's display name. */
+export function jobJson(j: JobRecord, vaultName: string): JsonObject {
   const json = {
     id: j.id,
-    vault: j.vault,
+    vault: vaultName,
     type: j.type,
     target: { kind: j.target.kind, name: j.target.name },
     state: j.state,

@@ -169,6 +169,34 @@ describe('vault jobs: protection through the API with scripted agents', () => {
     assert.equal((await item(h)).status.replicationState, 'Protected');
   });
 
+  it('protects to Azure: no recovery host, the source host writes the blobs and deletes them on disable', async () => {
+    h = await Harness.start();
+    await h.ok('PUT', '/v1/vaults/contoso', {});
+    await h.ok('PUT', '/v1/vaults/contoso/sites/hq', { kind: 'hyperv-site' });
+    await h.ok('PUT', '/v1/vaults/contoso/replicationPolicies/cloud', {
+      target: 'azure', deleteReplicaOnDisable: true, azure: { storageAccount: 'contosodr', endpoint: 'http://127.0.0.1:10000/devstoreaccount1' }, associations: [{ source: 'hq' }],
+    });
+    const src = new ScriptedAgent(h, 'contoso', 'hv01', 'hq');
+    await src.register(await h.registrationKey());
+    await src.announce({ vms: [{ name: 'web01', sizes: [GiB] }] });
+    const jobId = (await h.ok<ObjectBody>('PUT', ITEM, { site: 'hq', vm: 'web01', policy: 'cloud' })).status.activeJob!.id;
+    const enable = await src.next('replication.enable');
+    assert.deepEqual(enable.payload.target, { kind: 'azure', storageAccount: 'contosodr', endpoint: 'http://127.0.0.1:10000/devstoreaccount1', container: 'lifeboat-replicas' });
+    await src.succeed(enable);
+    await src.succeed(await src.next('replication.start'));
+    await h.server.jobSettled(jobId);
+    const job = await jobOf(h, jobId);
+    assert.equal(job.state, 'Succeeded');
+    assert.deepEqual(job.steps.filter((s) => s.state === 'Skipped').map((s) => s.name), ['createReplica', 'waitForStartTime']);
+    assert.equal((await item(h)).status.targetHost, undefined);
+    assert.equal((await item(h)).status.replicationState, 'Protected');
+    const del = await h.ok<JobBody>('DELETE', ITEM);
+    await src.succeed(await src.next('replication.disable'));
+    await src.succeed(await src.next('replica.delete'));
+    await h.server.jobSettled(del.id);
+    assert.equal((await h.api('GET', ITEM)).status, 404);
+  });
+
   it('resumes a job after a vault restart at its first unfinished step, without redoing finished ones', async () => {
     h = await Harness.start();
     await h.seedTopology();

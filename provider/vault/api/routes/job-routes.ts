@@ -7,11 +7,6 @@ import { commandDetailJson, jobJson } from '../representation';
 import type { Route } from '../route';
 import { errors, numberParam, ref, vaultOf } from './helpers';
 
-function findJob(vault: string, id: string, get: (id: string) => ReturnType<typeof jobJson> | undefined): ReturnType<typeof jobJson> {
-  const j = get(id);
-  if (j === undefined || j.vault !== vault) throw notFound('job', id);
-  return j;
-}
 
 export function jobRoutes(): Route[] {
   return [
@@ -43,7 +38,7 @@ export function jobRoutes(): Route[] {
           ...(kind !== null && name !== null ? { target: { kind: kind as ObjectKind, name } } : {}),
           limit: numberParam(ctx, 'limit', 100, 1, 1000),
         });
-        return { status: 200, body: { items: jobs.map(jobJson) } };
+        return { status: 200, body: { items: jobs.map((j) => jobJson(j, v.name)) } };
       },
     },
     {
@@ -54,7 +49,9 @@ export function jobRoutes(): Route[] {
         const v = vaultOf(ctx);
         const { store } = ctx.app.services;
         const id = ctx.params.id ?? '';
-        const job = findJob(v.key, id, (x) => { const j = store.getJob(x); return j === undefined ? undefined : jobJson(j); });
+        const record = store.getJob(id);
+        if (record === undefined || record.vault !== v.key) throw notFound('job', id);
+        const job = jobJson(record, v.name);
         const body = ctx.query.get('commands') === 'true' ? { ...job, commands: store.commandsOfJob(id).map(commandDetailJson) } : job;
         return { status: 200, body };
       },
@@ -72,7 +69,7 @@ export function jobRoutes(): Route[] {
         const r = ctx.app.engine.requestCancel(id);
         if (r === undefined) throw notFound('job', id);
         if ('refused' in r) throw new VaultError(409, 'job.notCancellable', r.refused, { extra: { job: id } });
-        return { status: 202, body: jobJson(ctx.app.services.store.getJob(id)!) };
+        return { status: 202, body: jobJson(ctx.app.services.store.getJob(id)!, v.name) };
       },
     },
   ];

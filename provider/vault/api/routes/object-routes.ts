@@ -195,7 +195,7 @@ function kindRoutes(def: KindDefinition): Route[] {
           const r = deleteItem(services, engine, v.key, name, ctx.query.get('force') === 'true');
           if (r.kind === 'deleted') return { status: 204 };
           if (r.started) engine.kick(r.job.id);
-          return { status: 202, body: jobJson(r.job) };
+          return { status: 202, body: jobJson(r.job, v.name) };
         }
         services.store.transaction(() => {
           const users = services.store.referrers(v.key, def.kind, name);
@@ -223,7 +223,7 @@ const itemRoutes: Route[] = [
       const v = vaultOf(ctx);
       const job = requestResync(ctx.app.services, ctx.app.engine, v.key, checkName(ctx, 'name'));
       ctx.app.engine.kick(job.id);
-      return { status: 202, body: jobJson(job) };
+      return { status: 202, body: jobJson(job, v.name) };
     },
   },
   {
