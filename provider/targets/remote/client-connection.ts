@@ -9,8 +9,9 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { type Clock, type Timer } from '../../clock';
 import { BugError, LifeboatError } from '../../errors';
+import { BufferPool } from './buffer-pool';
 import { FrameChannel } from './frame-channel';
-import { type EncodedPayload, PayloadCompressor } from './payload-compression';
+import { PayloadCompressor } from './payload-compression';
 import {
   type ClientHello,
   type CompressionCodec,
@@ -79,6 +80,8 @@ export class ClientConnection {
   private readonly pending = new Map<number, Pending>();
   private readonly cycles = new Map<number, (e: LifeboatError) => void>();
   private waiters: Waiter[] = [];
+  /** Chunk buffers whose bytes have left through the socket, for reuse (§10). */
+  private readonly pool: BufferPool;
   private nextId = 1;
   private inFlight = 0;
   private creditTimer: Timer | undefined;
@@ -102,6 +105,7 @@ export class ClientConnection {
     compression: CompressionCodec | 'none',
   ) {
     this.compressor = new PayloadCompressor(compression);
+    this.pool = new BufferPool(maxChunkBytes, Math.ceil(windowBytes / maxChunkBytes) + 1);
     this.closedPromise = new Promise((resolve) => {
       this.markClosed = resolve;
     });
@@ -223,10 +227,35 @@ export class ClientConnection {
     this.pump(false);
   }
 
-  /** Send one WRITE chunk (§5); resolves when the socket has taken it, so the caller may reuse the data. */
-  async sendWrite(cycle: number, offset: number, length: number, encoded: EncodedPayload): Promise<void> {
+  /**
+   * Queue one WRITE chunk (§5) on the socket without waiting for it to leave
+   * (the window, acquired first, bounds what waits there): the chunk is
+   * copied into a buffer of the connection's pool, or `compressed` (which
+   * the connection then owns) is sent as is. Resolves when the socket wants
+   * more; `raw` may be reused at once. Rejects with the connection's failure
+   * if it is gone; a loss later on is reported through `watchCycle`.
+   */
+  async queueWrite(cycle: number, offset: number, raw: Buffer, flags: number, compressed: Buffer | undefined): Promise<void> {
+    if (this.dead !== undefined) throw this.dead;
+    let payload = compressed;
+    let pooled: Buffer | undefined;
+    if (payload === undefined) {
+      pooled = this.pool.take();
+      raw.copy(pooled);
+      payload = pooled.subarray(0, raw.length);
+    }
+    const sent = this.channel.send(FrameType.Write, flags, cycle, { offset, length: raw.length }, payload);
+    if (pooled !== undefined) {
+      const back = pooled;
+      sent.then(
+        () => this.pool.give(back),
+        () => undefined,
+      );
+    } else {
+      sent.catch(() => undefined);
+    }
     try {
-      await this.channel.send(FrameType.Write, encoded.flags, cycle, { offset, length }, encoded.payload);
+      await this.channel.writable();
     } catch (e) {
       throw this.dead ?? connectionLost('network', `Connection lost while writing: ${e instanceof Error ? e.message : String(e)}`, e);
     }

@@ -54,8 +54,12 @@ export class CycleSlot implements CycleHolder {
     return this.host;
   }
 
-  /** Queue one WRITE (§7.2). Its bytes count as buffered until it is applied or dropped. */
-  enqueueWrite(offset: number, length: number, flags: number, payload: Buffer): void {
+  /**
+   * Queue one WRITE (§7.2). Its bytes count as buffered until it is applied or
+   * dropped; then `release` (if any) gives the payload's buffer back for reuse,
+   * so the backing writer must not keep `data` once its `write` settled.
+   */
+  enqueueWrite(offset: number, length: number, flags: number, payload: Buffer, release?: () => void): void {
     this.queued++;
     this.tail = this.tail.then(async () => {
       try {
@@ -73,6 +77,7 @@ export class CycleSlot implements CycleHolder {
           this.failure = e;
         }
       } finally {
+        release?.();
         this.queued--;
         this.pendingCredit += length;
         this.host.settleBytes(length);

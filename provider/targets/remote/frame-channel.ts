@@ -5,6 +5,7 @@
  */
 
 import { type Socket } from 'node:net';
+import { type BufferPool } from './buffer-pool';
 import { encodeFrameHead, FrameDecoder } from './frame-codec';
 import { type Frame, FrameType, type FrameTypeCode } from './protocol';
 import { toWireError } from './wire-errors';
@@ -45,6 +46,14 @@ export class FrameChannel {
     });
   }
 
+  /**
+   * Assemble frames that span several reads into buffers of `pool` (when they
+   * fit); such frames carry `release`, which the receiver must call.
+   */
+  usePool(pool: BufferPool): void {
+    this.decoder.pool = pool;
+  }
+
   /** True once the stream ended or failed. */
   get closed(): boolean {
     return this.ended;
@@ -73,6 +82,27 @@ export class FrameChannel {
         this.stream.write(head, (e) => settle(e));
       }
       this.stream.uncork();
+    });
+  }
+
+  /**
+   * Resolves when the stream wants more data: at once unless it is over its
+   * high-water mark, else at its next `drain`. Lets a sender keep the socket
+   * busy without piling data up in it. Rejects if the channel closes first.
+   */
+  writable(): Promise<void> {
+    if (this.ended) return Promise.reject(new ChannelClosedError('The connection is closed'));
+    if (!this.stream.writableNeedDrain) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const settle = (e: unknown): void => {
+        if (!this.waiting.delete(settle)) return;
+        this.stream.off('drain', onDrain);
+        if (e === undefined || e === null) resolve();
+        else reject(e);
+      };
+      const onDrain = (): void => settle(undefined);
+      this.waiting.add(settle);
+      this.stream.once('drain', onDrain);
     });
   }
 

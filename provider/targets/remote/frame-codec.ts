@@ -14,6 +14,7 @@ import {
   KNOWN_FLAGS,
   MAX_FRAME_LENGTH,
 } from './protocol';
+import { type BufferPool } from './buffer-pool';
 import { protocolError } from './remote-errors';
 
 const EMPTY = Buffer.alloc(0);
@@ -65,6 +66,9 @@ export class FrameDecoder {
   private start = 0;
   private buffered = 0;
 
+  /** Where frames that must be assembled from several pieces are copied to, if they fit. */
+  pool: BufferPool | undefined;
+
   constructor(private readonly maxLength: number = MAX_FRAME_LENGTH) {}
 
   /** Bytes received and not yet returned as frames. */
@@ -88,7 +92,23 @@ export class FrameDecoder {
       if (length > this.maxLength) throw protocolError(`Frame of ${length} bytes exceeds the limit of ${this.maxLength}`, { length });
       if (length < FRAME_HEADER_AFTER_LENGTH) throw protocolError(`Frame length ${length} is shorter than its header`, { length });
       if (this.buffered < 4 + length) break;
-      frames.push(parseFrame(this.take(4 + length)));
+      const n = 4 + length;
+      const pooled = this.pool !== undefined && n <= this.pool.size && this.needsCopy(n) ? this.pool.take() : undefined;
+      const frame = parseFrame(this.take(n, pooled));
+      if (pooled === undefined) {
+        frames.push(frame);
+      } else {
+        const pool = this.pool!;
+        let released = false;
+        frames.push({
+          ...frame,
+          release: () => {
+            if (released) return;
+            released = true;
+            pool.give(pooled);
+          },
+        });
+      }
     }
     return frames;
   }
@@ -109,7 +129,13 @@ export class FrameDecoder {
     return four.readUInt32BE(0);
   }
 
-  private take(n: number): Buffer {
+  /** Whether the next `n` bytes span several pieces (so `take` must copy them). */
+  private needsCopy(n: number): boolean {
+    return this.pieces[0]!.length - this.start < n;
+  }
+
+  /** The next `n` bytes: a view if they lie in one piece, else copied into `into` (or a new buffer). */
+  private take(n: number, into?: Buffer): Buffer {
     const first = this.pieces[0]!;
     this.buffered -= n;
     if (first.length - this.start >= n) {
@@ -121,7 +147,7 @@ export class FrameDecoder {
       }
       return out;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = into === undefined ? Buffer.allocUnsafe(n) : into.subarray(0, n);
     let got = 0;
     while (got < n) {
       const p = this.pieces[0]!;

@@ -53,6 +53,11 @@ export interface Frame {
   readonly json: Readonly<Record<string, unknown>>;
   /** The binary part; a view into the receive buffer, possibly empty. */
   readonly payload: Buffer;
+  /**
+   * Present when the frame's bytes live in a pooled buffer: call once the
+   * payload is no longer used, so the buffer can be reused.
+   */
+  readonly release?: () => void;
 }
 
 /** Payload codecs (§8). */

@@ -31,8 +31,8 @@ export class RemoteCycleWriter implements CycleWriter {
   }
 
   /**
-   * Stream `data` to the server (§7.1). Resolves once every chunk was handed
-   * to the socket (not applied): `data` may be reused then. Throws
+   * Stream `data` to the server (§7.1). Resolves once every chunk is in the
+   * window and queued on the socket (not applied); `data` may be reused then. Throws
    * `InvalidInputError` (`replica.writeOutOfRange`) for a range outside the
    * disk, leaving the cycle usable; `ReplicaStateError` `replica.cycleClosed`
    * after commit or abort; the server's refusal of an earlier write, or
@@ -61,7 +61,7 @@ export class RemoteCycleWriter implements CycleWriter {
         this.conn.release(raw.length);
         throw this.failure;
       }
-      await this.conn.sendWrite(this.handle, offset + at, raw.length, encoded);
+      await this.conn.queueWrite(this.handle, offset + at, raw, encoded.flags, encoded.payload === raw ? undefined : encoded.payload);
     }
   }
 

@@ -36,7 +36,12 @@ export interface PeerRejection {
 }
 
 export interface ReplicaServerOptions {
-  /** The store to serve. The server never closes it: its owner does, after `close()`. */
+  /**
+   * The store to serve. The server never closes it: its owner does, after
+   * `close()`. Its cycle writers must not keep the `data` of a `write` once
+   * the returned promise settled (the server reuses the buffer; the targets
+   * of this repository copy what they queue).
+   */
   readonly target: ReplicaTarget;
   /** This server's private key (PEM). */
   readonly key: Pem;

@@ -9,6 +9,7 @@ import { BugError, NonRecoverableError } from '../../errors';
 import { type Clock, type Timer } from '../../clock';
 import { type CycleMeta, type DiskView, type PointKind } from '../../replication/target';
 import { ReplicaStateError } from '../host/replica-state-error';
+import { BufferPool } from './buffer-pool';
 import { CycleSlot, type SlotHost } from './cycle-slot';
 import { type DiskLoan, type DiskRegistry } from './disk-registry';
 import { FrameChannel } from './frame-channel';
@@ -17,6 +18,7 @@ import {
   type CompressionCodec,
   FLAG_COMPRESSED,
   type Frame,
+  FRAME_HEAD_BYTES,
   FrameType,
   MIN_WINDOW_BYTES,
   PROTOCOL_NAME,
@@ -58,6 +60,9 @@ export interface SessionContext {
   /** Called once, after the clean-up of §7.5. */
   onEnd(session: ServerSession, info: SessionEndInfo): void;
 }
+
+/** Room for the JSON of a WRITE frame (`{"offset":…,"length":…}`) in a pooled frame buffer. */
+const WRITE_JSON_ALLOWANCE = 256;
 
 type Handle =
   | { readonly kind: 'disk'; readonly loan: DiskLoan; closed: boolean }
@@ -168,6 +173,18 @@ export class ServerSession implements SlotHost {
   private onFrame(f: Frame): void {
     this.lastFrameAt = this.ctx.clock.now();
     this.ctx.counters.framesReceived++;
+    if (f.type === FrameType.Write && this.phase === 'ready') {
+      this.intake(f);
+      return;
+    }
+    try {
+      this.dispatchFrame(f);
+    } finally {
+      f.release?.();
+    }
+  }
+
+  private dispatchFrame(f: Frame): void {
     if (this.phase === 'ending') return;
     if (f.type === FrameType.Error) {
       // The client refuses the session (e.g. no common version, §4).
@@ -182,9 +199,6 @@ export class ServerSession implements SlotHost {
     switch (f.type) {
       case FrameType.Request:
         this.track(this.serve(f));
-        return;
-      case FrameType.Write:
-        this.intake(f);
         return;
       case FrameType.Ping:
         this.channel.send(FrameType.Pong, 0, f.id, undefined).catch(() => undefined);
@@ -209,11 +223,22 @@ export class ServerSession implements SlotHost {
     if (!Number.isSafeInteger(c) || c! < 1 || c! > this.ctx.maxChunkBytes || c! > w!) throw protocolError(`Chunk size of ${String(c)} bytes is outside the offer`);
     this.window = w!;
     this.maxChunk = c!;
+    // WRITE frames are assembled into reused buffers: at most a window of them is in use (§7.1, §10).
+    this.channel.usePool(new BufferPool(FRAME_HEAD_BYTES + WRITE_JSON_ALLOWANCE + c!, Math.ceil(w! / c!) + 2));
     this.phase = 'ready';
   }
 
-  /** §7.1: queue a WRITE on its cycle, within the window. */
+  /** §7.1: queue a WRITE on its cycle, within the window. The frame is released once applied or dropped. */
   private intake(f: Frame): void {
+    try {
+      this.admit(f);
+    } catch (e) {
+      f.release?.();
+      throw e;
+    }
+  }
+
+  private admit(f: Frame): void {
     const h = this.handles.get(f.id);
     if (h === undefined || h.kind !== 'cycle') throw protocolError(`WRITE for unknown cycle handle ${f.id}`);
     const { offset, length } = f.json;
@@ -227,7 +252,7 @@ export class ServerSession implements SlotHost {
     c.receivedPayloadBytes += f.payload.length;
     if (this.buffered > c.peakBufferedBytes) c.peakBufferedBytes = this.buffered;
     if (this.buffered > this.window) throw protocolError(`The client exceeded the window of ${this.window} bytes`, { buffered: this.buffered });
-    h.slot.enqueueWrite(offset, length, f.flags, f.payload);
+    h.slot.enqueueWrite(offset, length, f.flags, f.payload, f.release);
   }
 
   private track(p: Promise<void>): void {
