@@ -8,7 +8,7 @@ import { KiB, MiB } from '../../../../provider/units';
 import { client, pattern, serve, type Served } from './harness';
 import { MemoryReplicaTarget } from './memory-target';
 import { RawPeer } from './raw-peer';
-import { testCerts, type TestCerts } from './test-certs';
+import { opensslTestCerts, testCerts, type TestCerts } from './test-certs';
 
 async function rejection(p: Promise<unknown>): Promise<LifeboatError> {
   try {
@@ -110,6 +110,18 @@ describe('ReplicaServer (docs/replication-protocol.md)', function () {
       });
       const e = await rejection(connectClient().listDisks());
       assert.equal(e.code, 'remote.unauthorized');
+    });
+
+    it('works with certificates made by openssl, and refuses a foreign one there too', async () => {
+      const o = await opensslTestCerts();
+      const s = await serve(backing, o);
+      served = s;
+      const ok = client(s.port, o, { serverName: 'localhost' });
+      clients.push(ok);
+      await ok.openDisk({ diskId: 'd', sizeBytes: 64 * KiB });
+      const foreign = client(s.port, o, { key: o.foreignClient.key, cert: o.foreignClient.cert });
+      clients.push(foreign);
+      assert.equal((await rejection(foreign.listDisks())).code, 'remote.unauthorized');
     });
 
     it('the client refuses a server whose certificate names another host', async () => {

@@ -1,15 +1,19 @@
 /**
- * Throwaway certificates for the replication protocol tests, made with the
- * `openssl` CLI in a temporary directory that is removed at once (the PEM
- * text is kept in memory). A "vault" CA with a server and a client leaf, and
- * a foreign CA with a leaf of its own, for the refusal tests.
+ * Throwaway certificates for the replication protocol tests: a "vault" CA
+ * with server and client leaves, and a foreign CA with a leaf of its own, for
+ * the refusal tests. `testCerts()` issues them with the vault's own CA module
+ * (provider/vault/ca), as registration does; `opensslTestCerts()` makes the
+ * same set with the `openssl` CLI in a temporary directory removed at once,
+ * to show the endpoint works with certificates not made by our encoder.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { systemClock } from '../../../../provider/clock';
+import { createCertificateAuthority, issueCertificate, type CertificateAuthority } from '../../../../provider/vault/ca';
 
 const run = promisify(execFile);
 
@@ -59,11 +63,36 @@ async function makeLeaf(dir: string, ca: string, name: string, cn: string, san: 
   return { key: await readFile(join(dir, `${name}.key`), 'utf8'), cert: await readFile(join(dir, `${name}.crt`), 'utf8') };
 }
 
-let made: Promise<TestCerts> | undefined;
+let madeByVault: Promise<TestCerts> | undefined;
+let madeByOpenssl: Promise<TestCerts> | undefined;
 
-/** The test certificates, made once per process. */
+function vaultLeaf(ca: CertificateAuthority, commonName: string, dnsNames: string[], ipAddresses: string[]): KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const issued = issueCertificate(ca, { publicKey, commonName, dnsNames, ipAddresses, clock: systemClock, validityDays: 2 });
+  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert: issued.certificatePem };
+}
+
+/** The test certificates, issued by the vault's CA module, made once per process. */
 export function testCerts(): Promise<TestCerts> {
-  made ??= (async () => {
+  madeByVault ??= Promise.resolve().then(() => {
+    const vault = createCertificateAuthority({ commonName: 'Test Vault CA', clock: systemClock, validityDays: 2 });
+    const foreign = createCertificateAuthority({ commonName: 'Foreign CA', clock: systemClock, validityDays: 2 });
+    return {
+      ca: vault.certificatePem,
+      server: vaultLeaf(vault, 'recovery-host', ['localhost'], ['127.0.0.1']),
+      client: vaultLeaf(vault, 'primary-host', [], []),
+      otherClient: vaultLeaf(vault, 'other-host', [], []),
+      wrongNameServer: vaultLeaf(vault, 'recovery-host', ['elsewhere.example'], []),
+      foreignCa: foreign.certificatePem,
+      foreignClient: vaultLeaf(foreign, 'primary-host', [], []),
+    };
+  });
+  return madeByVault;
+}
+
+/** The same set made with the `openssl` CLI, once per process. */
+export function opensslTestCerts(): Promise<TestCerts> {
+  madeByOpenssl ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-certs-'));
     try {
       await makeCa(dir, 'vault', 'Test Vault CA');
@@ -88,5 +117,5 @@ export function testCerts(): Promise<TestCerts> {
       await rm(dir, { recursive: true, force: true });
     }
   })();
-  return made;
+  return madeByOpenssl;
 }
