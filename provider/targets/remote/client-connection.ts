@@ -150,11 +150,11 @@ export class ClientConnection {
         secured = true;
       });
       const timer = s.clock.setTimer(s.connectTimeoutMs, () => channel.destroy(timedOut(`connecting to ${endpoint}`, s.connectTimeoutMs)));
+      // Every failure before the HELLO ends here, through the channel's close.
       const settleFailure = (e: unknown): void => {
         if (settled) return;
         settled = true;
         timer.cancel();
-        socket.destroy();
         reject(e !== undefined ? (LifeboatError.isInstance(e) ? e : classifySocketError(e, endpoint, tcpUp)) : closedBeforeHello(endpoint, secured));
       };
       const channel = new FrameChannel(socket, {
@@ -164,7 +164,7 @@ export class ClientConnection {
             return;
           }
           if (f.type === FrameType.Error && f.id === 0) {
-            settleFailure(fromWireError(f.json, endpoint));
+            channel.destroy(fromWireError(f.json, endpoint));
             return;
           }
           if (f.type !== FrameType.Hello) throw protocolError(`Expected HELLO from the server, got frame type ${f.type}`);

@@ -117,7 +117,7 @@ export class FrameChannel {
     } catch {
       // Nothing more can be said to this peer.
     }
-    this.stream.destroySoon();
+    closeSoon(this.stream);
     this.finish(error);
   }
 
@@ -154,4 +154,17 @@ export class FrameChannel {
     for (const settle of [...this.waiting]) settle(closed);
     this.handlers.onClose(error);
   }
+}
+
+/** How long a closing stream may take to flush its last frame before it is torn down. */
+const FLUSH_GRACE_MS = 5_000;
+
+/**
+ * End `stream` once what was written has left, and tear it down regardless
+ * after a grace period, so a peer that stops reading cannot keep it open (a
+ * safety valve on real time, not part of the protocol's timing).
+ */
+export function closeSoon(stream: Socket): void {
+  stream.destroySoon();
+  setTimeout(() => stream.destroy(), FLUSH_GRACE_MS).unref();
 }

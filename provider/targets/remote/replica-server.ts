@@ -11,6 +11,7 @@ import { type Clock, systemClock } from '../../clock';
 import { InvalidInputError, type LifeboatError } from '../../errors';
 import { type ReplicaTarget } from '../../replication/target';
 import { DiskRegistry } from './disk-registry';
+import { closeSoon } from './frame-channel';
 import { encodeFrame } from './frame-codec';
 import {
   type CompressionCodec,
@@ -253,7 +254,7 @@ export class ReplicaServer {
 function refuse(socket: TLSSocket, error: unknown): void {
   if (socket.destroyed) return;
   socket.write(encodeFrame(FrameType.Error, 0, 0, toWireError(error)));
-  socket.destroySoon();
+  closeSoon(socket);
 }
 
 function closingError(): LifeboatError {
