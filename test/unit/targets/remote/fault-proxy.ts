@@ -28,6 +28,12 @@ export class FaultProxy {
     this.budget = bytes;
   }
 
+  /** Cut every open connection now. */
+  cutNow(): void {
+    for (const s of this.sockets) s.destroy();
+    this.cuts++;
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

@@ -164,6 +164,45 @@ describe('RemoteReplicaTarget over ReplicaServer (docs/replication-protocol.md)'
     }
   });
 
+  it('a connection cut by a hook at the third applied write: the cycle is rolled back, the retry succeeds (§7.5)', async () => {
+    served = await serve(backing, certs, { maxChunkBytes: 16 * KiB });
+    const proxy = new FaultProxy(served.port);
+    const proxyPort = await proxy.listen();
+    try {
+      const t = client(proxyPort, certs);
+      clients.push(t);
+      const disk = await t.openDisk({ diskId: 'd', sizeBytes: 1 * MiB });
+      const meta = { generation: 'g', seq: 1, time: 1, point: 'appConsistent' as const };
+      backing.hooks.beforeWrite = (_o, _l, nth) => {
+        if (nth === 3) proxy.cutNow();
+      };
+      const w = await disk.beginCycle(meta);
+      let caught: unknown;
+      try {
+        for (let i = 0; i < 32; i++) await w.write(i * 16 * KiB, pattern(16 * KiB, i));
+        await w.commit();
+      } catch (e) {
+        caught = e;
+      }
+      assert.ok(caught instanceof RecoverableError, String(caught));
+      assert.equal(caught.code, 'remote.connectionLost');
+      await served.sessionsEnded(1);
+      // Writes already received when the cut happened may still reach the
+      // store's open cycle; the abort discards them.
+      assert.ok(backing.counts.writes >= 3 && backing.counts.writes < 32, `${backing.counts.writes} writes reached the store`);
+      assert.equal(backing.counts.aborts, 1);
+      assert.equal(backing.counts.commits, 0);
+      assert.ok(backing.disks.get('d')!.bytes.equals(Buffer.alloc(1 * MiB)), 'the replica is as before the cycle');
+      backing.hooks.beforeWrite = undefined;
+      const again = await disk.beginCycle(meta);
+      for (let i = 0; i < 32; i++) await again.write(i * 16 * KiB, pattern(16 * KiB, i));
+      assert.equal((await again.commit())!.kind, 'appConsistent');
+      assert.ok(backing.disks.get('d')!.bytes.subarray(16 * KiB * 31, 16 * KiB * 32).equals(pattern(16 * KiB, 31)));
+    } finally {
+      await proxy.close();
+    }
+  });
+
   describe('errors keep their class, code and category (§9)', () => {
     it('a ReplicaStateError of the store arrives as a ReplicaStateError', async () => {
       served = await serve(backing, certs);
