@@ -129,7 +129,7 @@ describe('RemoteReplicaTarget over ReplicaServer (docs/replication-protocol.md)'
       const before = Buffer.from(backing.disks.get('d')!.bytes);
 
       // Eight 64 KiB writes then the commit; the relay cuts after ~200 KiB, so
-      // some writes reach the server and the commit never does.
+      // the commit never reaches the server.
       let applied = 0;
       backing.hooks.beforeWrite = () => {
         applied++;
@@ -146,7 +146,9 @@ describe('RemoteReplicaTarget over ReplicaServer (docs/replication-protocol.md)'
       assert.equal(e.code, 'remote.connectionLost');
       await served.sessionsEnded(1);
       assert.equal(served.ended[0]!.abortedCycles, 1);
-      assert.ok(applied > 0 && applied < 8, `some writes of the cycle reached the store (${applied})`);
+      // How many writes got through before the cut depends on TCP (a reset may
+      // drop data not yet read); the next test cuts at an exact write.
+      assert.ok(applied < 8, `the cycle did not reach the store whole (${applied} writes)`);
       const mem = backing.disks.get('d')!;
       assert.equal(mem.appliedSeq, 1);
       assert.equal(mem.open, undefined);
