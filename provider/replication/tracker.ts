@@ -13,6 +13,13 @@
  * refused (`tracker.alreadyOpen`); nothing protects the files from another
  * process: the agent runs one tracker per disk.
  *
+ * Writes of up to 1 MiB per piece go to the log and the disk with
+ * synchronous system calls (no fsync): they land in the page cache in tens of
+ * microseconds, and a trip through libuv's thread pool roughly doubled the
+ * cost of a tracked write. The event loop is therefore busy for the duration
+ * of such a write; larger pieces, fsyncs and everything else are
+ * asynchronous.
+ *
  * Failure: an I/O error while writing the log, the disk or the activity log
  * stops the tracker (`tracker.ioFailed`, or `tracker.noSpace`); every later
  * call fails with `tracker.failed` until it is closed and opened again, and
