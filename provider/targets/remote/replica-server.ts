@@ -162,6 +162,9 @@ export class ReplicaServer {
       this.server.once('error', onError);
       this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => {
         this.server.off('error', onError);
+        // Accept failures after this (EMFILE, ECONNABORTED) are transient and
+        // per connection; they must not take the agent down.
+        this.server.on('error', () => undefined);
         this.bound = this.server.address() as AddressInfo;
         resolve(this.bound);
       });
