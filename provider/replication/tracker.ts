@@ -283,6 +283,7 @@ export class TrackedDisk {
     register(o.alFile);
     let disk: fs.FileHandle | undefined;
     let seg: CurrentSegment | undefined;
+    let al: ActivityLog | undefined;
     try {
       const reading = await readActivityLog(o.alFile);
       const listed = await listSegments(o.logDir, o.diskId);
@@ -313,7 +314,7 @@ export class TrackedDisk {
       const r = await recoverLog(o, reading, listed, size);
       seg = r.seg;
       const lastTransaction = reading.kind === 'found' ? reading.page.transaction : 0;
-      const al = await ActivityLog.replace(o.alFile, geometryOf(o, size), r.generation, r.suspects, lastTransaction);
+      al = await ActivityLog.replace(o.alFile, geometryOf(o, size), r.generation, r.suspects, lastTransaction);
       if (r.discard.length > 0) {
         for (const file of r.discard) await unlinkIfExists(file);
         await syncDirectory(o.logDir);
@@ -326,6 +327,7 @@ export class TrackedDisk {
         generationRestarted: r.restart,
       });
     } catch (e) {
+      await al?.close(false);
       await seg?.fh.close();
       await disk?.close();
       openLogs.delete(o.alFile);
