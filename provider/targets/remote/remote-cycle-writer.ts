@@ -15,6 +15,7 @@ type Status = 'open' | 'committed' | 'aborted';
 
 export class RemoteCycleWriter implements CycleWriter {
   private status: Status = 'open';
+  private tail: Promise<void> = Promise.resolve();
   private failure: LifeboatError | undefined;
   private readonly unwatch: () => void;
 
@@ -39,7 +40,11 @@ export class RemoteCycleWriter implements CycleWriter {
    * `remote.connectionLost`/`remote.timeout`, after which the cycle must be
    * aborted and retried.
    */
-  async write(offset: number, data: Buffer): Promise<void> {
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.inOrder(() => this.send(offset, data));
+  }
+
+  private async send(offset: number, data: Buffer): Promise<void> {
     if (this.status !== 'open') throw this.closedError();
     if (this.failure !== undefined) throw this.failure;
     if (!Buffer.isBuffer(data) || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.sizeBytes) {
@@ -71,7 +76,11 @@ export class RemoteCycleWriter implements CycleWriter {
    * commit in flight when the connection drops may have been applied
    * (§7.5: check `state().appliedSeq`).
    */
-  async commit(): Promise<RecoveryPointInfo | undefined> {
+  commit(): Promise<RecoveryPointInfo | undefined> {
+    return this.inOrder(() => this.sendCommit());
+  }
+
+  private async sendCommit(): Promise<RecoveryPointInfo | undefined> {
     if (this.status === 'aborted') throw this.closedError();
     if (this.failure !== undefined) throw this.failure;
     const r = await this.conn.request('cycle.commit', { cycle: this.handle });
@@ -85,7 +94,11 @@ export class RemoteCycleWriter implements CycleWriter {
    * (§7.5), so this resolves. Idempotent; after a commit it fails with
    * `cycle.alreadyApplied` as the backing target does.
    */
-  async abort(): Promise<void> {
+  abort(): Promise<void> {
+    return this.inOrder(() => this.sendAbort());
+  }
+
+  private async sendAbort(): Promise<void> {
     if (this.status === 'aborted') return;
     if (this.conn.failure !== undefined && this.status === 'open') {
       this.status = 'aborted';
@@ -99,6 +112,20 @@ export class RemoteCycleWriter implements CycleWriter {
     }
     this.status = 'aborted';
     this.unwatch();
+  }
+
+  /**
+   * Calls take effect in the order they are made, even when the caller does
+   * not await each (as with a local writer): a write's chunks are all queued
+   * before the next call's, and a commit is sent after them.
+   */
+  private inOrder<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   private closedError(): ReplicaStateError {

@@ -99,6 +99,29 @@ describe('RemoteReplicaTarget over ReplicaServer (docs/replication-protocol.md)'
     assert.deepEqual(await t.listDisks(), []);
   });
 
+  it('applies calls in the order they are made, even when the caller does not await each', async () => {
+    served = await serve(backing, certs, { maxChunkBytes: 16 * KiB, windowBytes: 64 * KiB });
+    const t = connectClient({ compression: 'zstd' });
+    const disk = await t.openDisk({ diskId: 'd', sizeBytes: 1 * MiB });
+    const w = await disk.beginCycle({ generation: 'g', seq: 1, time: 1, point: 'crashConsistent' });
+    const text = Buffer.from('compressible '.repeat(40_000)).subarray(0, 256 * KiB);
+    const calls = [
+      w.write(0, pattern(256 * KiB, 1)),
+      w.write(100 * KiB, text),
+      w.write(0, Buffer.from('later wins')),
+      w.write(200 * KiB, pattern(100 * KiB, 2)),
+    ];
+    const committed = w.commit();
+    await Promise.all(calls);
+    assert.ok((await committed) !== undefined);
+    const expected = Buffer.alloc(1 * MiB);
+    pattern(256 * KiB, 1).copy(expected, 0);
+    text.copy(expected, 100 * KiB);
+    Buffer.from('later wins').copy(expected, 0);
+    pattern(100 * KiB, 2).copy(expected, 200 * KiB);
+    assert.ok(backing.disks.get('d')!.bytes.equals(expected));
+  });
+
   it('refuses a write outside the disk locally and keeps the cycle usable', async () => {
     served = await serve(backing, certs);
     const disk = await connectClient().openDisk({ diskId: 'd', sizeBytes: 64 * KiB });
