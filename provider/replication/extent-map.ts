@@ -11,9 +11,9 @@
  * B a chunk size.
  */
 
-import { ResyncRequiredError } from '../errors';
+import { LifeboatError, ResyncRequiredError } from '../errors';
 import { assertChain } from '../format';
-import { SegmentReader, type SegmentRecordRef } from './segment-reader';
+import { SegmentReader, type SegmentReaderOptions, type SegmentRecordRef } from './segment-reader';
 
 /** One extent of the map: disk bytes `[offset, offset + length)` and where they are. */
 export interface MappedExtent<S> {
@@ -197,6 +197,25 @@ export interface CoalesceOptions {
 }
 
 /**
+ * Open a sealed segment of this tracker's own chain. An unknown format
+ * version there is not a newer Lifeboat's file but damage to the header
+ * (bytes 8–9), so it means resync like any other corruption (§8.1).
+ */
+async function openForShipping(file: string, options: SegmentReaderOptions): Promise<SegmentReader> {
+  try {
+    return await SegmentReader.open(file, options);
+  } catch (e) {
+    if (LifeboatError.isInstance(e) && e.code === 'segment.unknownVersion') {
+      throw new ResyncRequiredError('segment.corrupt', `${file}: the header of a sealed segment is damaged (${e.message})`, {
+        cause: e,
+        hint: 'A segment of the replication log is corrupt; the item needs a resynchronisation.',
+      });
+    }
+    throw e;
+  }
+}
+
+/**
  * Verify sealed segments (every byte, §8.1), check that they form a chain
  * (§5) in the given order, and coalesce their write records (I8). Nothing
  * is returned until every segment verified, so a caller never ships part of
@@ -214,7 +233,7 @@ export async function coalesceSegments(segments: readonly SegmentToCoalesce[], o
     const links = [];
     let dataBytes = 0;
     for (const s of segments) {
-      const reader = await SegmentReader.open(s.path, {
+      const reader = await openForShipping(s.path, {
         expect: { diskId: options.diskId, generation: options.generation, seq: s.seq, diskSize: options.diskSize },
       });
       readers.push(reader);

@@ -5,8 +5,8 @@
  * `ReplicaDisk`; every step is safe to run again after a crash (§2, §4).
  *
  * One replicator per disk; its methods must not run concurrently with each
- * other (the caller's loop serialises them). Guest writes to the source may
- * run concurrently with everything here.
+ * other (the caller's loop serialises them). Guest writes to the tracked disk
+ * may run concurrently with everything here.
  */
 import { BugError, LifeboatError, NonRecoverableError, ResyncRequiredError } from '../errors';
 import { type Clock, systemClock } from '../clock';
@@ -22,70 +22,16 @@ import {
   writeProgress,
 } from './progress-file';
 import { blockRangesToRegions, compareDigests, digestBlocks, regionsToBlockRanges, validateBlockSize } from './resync-plan';
+import { coalesceSegments } from './extent-map';
+import { type SealedSegmentInfo, type TrackedDisk } from './tracker';
 import { type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
-
-/** A sealed segment of the source's log, as the driver ships it. */
-export interface SourceSegment {
-  readonly seq: number;
-  /** Bytes of write data the segment holds (before coalescing). */
-  readonly dataBytes: number;
-}
-
-/** One coalesced extent of a batch of segments: the latest bytes of a range. */
-export interface ShipExtent {
-  readonly offset: number;
-  readonly length: number;
-  /** Read the extent's bytes (from the segment files, once). */
-  read(): Promise<Buffer>;
-}
-
-/** What an open of the source found after a stop (docs/log-format.md §8). */
-export interface SourceRecovery {
-  readonly uncleanStop: boolean;
-  /** Regions where disk and log may disagree; empty after a clean stop. */
-  readonly suspectExtents: readonly Region[];
-  /** Last segment holding writes from before the stop; 0 if none. */
-  readonly preStopSeq: number;
-}
-
-/**
- * What the driver needs from the tracked disk. `TrackedDisk` provides it
- * (bound in provider/replication/tracked-source.ts).
- */
-export interface ReplicationSource {
-  readonly diskId: string;
-  readonly sizeBytes: number;
-  /** Current generation id. */
-  readonly generation: string;
-  /** What the last open found; suspect extents stay until acknowledged. */
-  readonly recovery: SourceRecovery;
-  /** Read the disk's current bytes. */
-  read(offset: number, length: number): Promise<Buffer>;
-  /** Seal the current segment (a cut); `undefined` if it held no write. */
-  seal(): Promise<SourceSegment | undefined>;
-  /** Sealed, unreleased segments of the current generation, in order. */
-  sealedSegments(): Promise<readonly SourceSegment[]>;
-  /**
-   * Coalesced extents of the given sealed segments (in order; later writes
-   * win), sorted by offset, non-overlapping.
-   * @throws ResyncRequiredError when a segment is missing or corrupt.
-   */
-  coalesce(segments: readonly SourceSegment[]): Promise<readonly ShipExtent[]>;
-  /** Delete sealed segments up to `seq` (the replica applied them). */
-  release(uptoSeq: number): Promise<void>;
-  /** Start a new generation; pending segments are discarded. Returns its id. */
-  startGeneration(): Promise<string>;
-  /** The suspect extents were reconciled; forget them. */
-  acknowledgeSuspects(): Promise<void>;
-  /** Bytes of log not yet released. */
-  pendingLogBytes(): number;
-}
 
 /** Asks the guest to quiesce; resolves with a function that resumes it. */
 export type QuiesceHook = () => Promise<() => Promise<void>>;
 
 export interface ReplicatorOptions {
-  readonly source: ReplicationSource;
+  /** The tracked source disk (docs/log-format.md). */
+  readonly source: TrackedDisk;
   readonly replica: ReplicaDisk;
   /** The progress file (§4), conventionally `<disk>.replication.json`. */
   readonly progressFile: string;
@@ -276,6 +222,11 @@ export class DiskReplicator {
    *   segment is missing or corrupt; the caller then runs `resync`.
    */
   async runCycle(): Promise<CycleResult> {
+    if (this.progress.phase === 'resync') {
+      throw new ResyncRequiredError('replication.resyncPending', `Disk ${this.o.source.diskId} needs a resynchronisation: ${this.progress.reason ?? 'reason unknown'}`, {
+        hint: 'Run the resynchronisation (it starts by itself inside the policy window), or start it by hand.',
+      });
+    }
     if (this.progress.phase !== 'delta') {
       throw new BugError('replicator.notInDelta', `Disk ${this.o.source.diskId} is in phase ${this.progress.phase}, not delta`);
     }
@@ -287,10 +238,19 @@ export class DiskReplicator {
         hint: 'The replica fell too far behind (network down or too slow for the churn); a resynchronisation will bring it back in step.',
       });
     }
+    const reconciled = await this.reconcileIfPending();
     const kind = await this.sealForPoint();
-    const shipped = await this.shipSealed(kind);
-    // Nothing written since the last cut: the replica is still in step.
-    if (shipped.point === undefined) await this.save({ lastSyncAt: this.clock.now() });
+    let shipped = await this.shipSealed(kind);
+    if (shipped.point === undefined) {
+      if (reconciled) {
+        // The reconcile changed the replica and nothing followed it: the
+        // new state still needs its point.
+        shipped = { ...shipped, point: await this.pointNow(kind) };
+      } else {
+        // Nothing written since the last cut: the replica is still in step.
+        await this.save({ lastSyncAt: this.clock.now() });
+      }
+    }
     const pruned = await this.prune();
     return { ...shipped, pruned };
   }
@@ -327,6 +287,7 @@ export class DiskReplicator {
     if (this.progress.phase !== 'catchUp') {
       throw new BugError('replicator.badPhase', `Cannot finish replication of ${this.o.source.diskId} from phase ${this.progress.phase}`);
     }
+    await this.reconcileIfPending();
     const kind = await this.sealForPoint();
     const { point } = await this.shipSealed(kind);
     const first = point ?? (await this.pointNow(kind));
@@ -360,46 +321,52 @@ export class DiskReplicator {
   }
 
   /**
-   * Ship every sealed, unshipped segment (§3 catch-up and delta), first those
-   * up to a pending reconcile point, then the reconcile pass (§7), then the
-   * rest. The last cycle records a point of `kind`.
+   * Reconcile pending suspect extents (§7): ship the segments up to the stop,
+   * then compare the suspect extents. Runs before the seal that ends the next
+   * point, so the compare reads nothing newer than that point's cut.
    */
-  private async shipSealed(kind: PointKind): Promise<Omit<CycleResult, 'pruned'>> {
-    let segments = 0;
-    let bytes = 0;
+  private async reconcileIfPending(): Promise<boolean> {
     const rec = this.progress.reconcile;
-    if (rec !== undefined) {
-      const before = await this.unshipped(rec.afterSeq);
-      if (before.length > 0) {
-        const r = await this.shipSegments(before, undefined);
-        segments += before.length;
-        bytes += r.bytes;
-      }
-      await this.reconcileSuspects(rec.regions);
-    }
-    const rest = await this.unshipped(Number.MAX_SAFE_INTEGER);
-    if (rest.length === 0) return { point: undefined, segments, bytes };
-    const r = await this.shipSegments(rest, kind);
-    return { point: r.point, segments: segments + rest.length, bytes: bytes + r.bytes };
+    if (rec === undefined) return false;
+    const before = await this.unshipped(rec.afterSeq);
+    if (before.length > 0) await this.shipSegments(before, undefined);
+    await this.reconcileSuspects(rec.regions);
+    return true;
   }
 
-  private async unshipped(upto: number): Promise<readonly SourceSegment[]> {
+  /**
+   * Ship every sealed, unshipped segment (§3 catch-up and delta) as one
+   * cycle that records a point of `kind`: the point's cut is the last seal.
+   */
+  private async shipSealed(kind: PointKind): Promise<Omit<CycleResult, 'pruned'>> {
+    const rest = await this.unshipped(Number.MAX_SAFE_INTEGER);
+    if (rest.length === 0) return { point: undefined, segments: 0, bytes: 0 };
+    const r = await this.shipSegments(rest, kind);
+    return { point: r.point, segments: rest.length, bytes: r.bytes };
+  }
+
+  private async unshipped(upto: number): Promise<readonly SealedSegmentInfo[]> {
     const shipped = this.progress.shippedSeq ?? 0;
     return (await this.o.source.sealedSegments()).filter((s) => s.seq > shipped && s.seq <= upto);
   }
 
   /** One cycle holding `segments` coalesced; then release them (§2, I10 of the log format). */
-  private async shipSegments(segments: readonly SourceSegment[], kind: PointKind | undefined): Promise<{ point: RecoveryPointInfo | undefined; bytes: number }> {
+  private async shipSegments(segments: readonly SealedSegmentInfo[], kind: PointKind | undefined): Promise<{ point: RecoveryPointInfo | undefined; bytes: number }> {
     const upto = segments[segments.length - 1]!.seq;
     let bytes = 0;
     const point = await this.applyCycle({ uptoSegment: upto }, kind, async (w) => {
-      const extents = await this.o.source.coalesce(segments);
-      for (const e of extents) {
-        this.checkAborted();
-        const data = await e.read();
-        await this.o.limiter?.take(data.length, this.o.signal);
-        await w.write(e.offset, data);
-        bytes += data.length;
+      const src = this.o.source;
+      const batch = await coalesceSegments(segments, { diskId: src.diskId, generation: src.generation, diskSize: src.sizeBytes });
+      try {
+        for (const e of batch.extents) {
+          this.checkAborted();
+          const data = await batch.read(e);
+          await this.o.limiter?.take(data.length, this.o.signal);
+          await w.write(e.offset, data);
+          bytes += data.length;
+        }
+      } finally {
+        await batch.close();
       }
       return bytes;
     });
@@ -473,20 +440,39 @@ export class DiskReplicator {
     }
   }
 
-  /** Take in the source's report of an unclean stop (§7). */
+  /** Take in the source's report of its open (§6, §7). */
   private async takeRecoveryReport(): Promise<void> {
     const rec = this.o.source.recovery;
-    if (rec.suspectExtents.length === 0 || this.progress.phase === 'notStarted') return;
-    if (this.o.source.generation !== this.progress.generation) return; // a new generation: a full pass follows anyway
-    await this.save({ reconcile: { regions: alignRegions(rec.suspectExtents, this.blockSize, this.o.source.sizeBytes), afterSeq: rec.preStopSeq } });
+    const p = this.progress;
+    if (p.phase === 'notStarted' || p.phase === 'resync') return;
+    if (this.o.source.generation !== p.generation) {
+      // The tracker could not continue its log (lost or corrupt): it already
+      // began a new generation, and only a full compare can bridge the gap.
+      const why = rec.generationRestarted?.reason ?? `the source is at generation ${this.o.source.generation}, the replica at ${p.generation ?? '(none)'}`;
+      await this.requireResync(why, false);
+      return;
+    }
+    if (rec.suspectExtents.length > 0) {
+      await this.save({ reconcile: { regions: alignRegions(rec.suspectExtents, this.blockSize, this.o.source.sizeBytes), afterSeq: rec.preStopSeq } });
+    }
   }
 
   /** The replica no longer matches: the next step must be a resync. */
   private async markDiverged(reason: string): Promise<void> {
-    await this.save({ phase: 'resync', reason: `replica diverged: ${reason}`, regions: [{ offset: 0, length: this.o.source.sizeBytes }], doneBytes: 0, stats: emptyStats, shippedSeq: 0 });
-    // A fresh generation is started by resync(); the pass compares whatever the replica holds.
-    const generation = await this.o.source.startGeneration();
-    await this.save({ generation, nextCycleSeq: Math.max(this.progress.nextCycleSeq, (await this.o.replica.state()).appliedSeq + 1) });
+    await this.requireResync(`replica diverged: ${reason}`, true);
+  }
+
+  /**
+   * Enter the resync phase at cursor 0 with a fresh generation (started here,
+   * or already started by the tracker).
+   */
+  private async requireResync(reason: string, startGeneration: boolean): Promise<void> {
+    const generation = startGeneration ? await this.o.source.startGeneration() : this.o.source.generation;
+    const appliedSeq = (await this.o.replica.state()).appliedSeq;
+    await this.save({
+      phase: 'resync', reason, generation, regions: [{ offset: 0, length: this.o.source.sizeBytes }], doneBytes: 0,
+      stats: emptyStats, shippedSeq: 0, reconcile: undefined, nextCycleSeq: Math.max(this.progress.nextCycleSeq, appliedSeq + 1),
+    });
   }
 
   /** Compare pass over suspect extents, then forget them (§7). */
