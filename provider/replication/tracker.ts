@@ -766,12 +766,14 @@ async function recoverChain(
     const checked = checkSegmentHeader(head.subarray(0, bytesRead));
     const prev = sealed[sealed.length - 1];
     if (!checked.ok) {
-      if (checked.refusal.outcome === 'unknownVersion') {
-        throw new InvalidInputError('segment.unknownVersion', `${last.path}: ${checked.refusal.message}`, {
-          hint: 'It was written by a newer Lifeboat; upgrade this host to read it.',
-        });
+      if (fileSize >= SEGMENT_HEADER_SIZE) {
+        if (checked.refusal.outcome === 'unknownVersion') {
+          throw new InvalidInputError('segment.unknownVersion', `${last.path}: ${checked.refusal.message}`, {
+            hint: 'It was written by a newer Lifeboat; upgrade this host to read it.',
+          });
+        }
+        throw new Restart('segment.corrupt', `segment ${last.seq}: ${checked.refusal.message}`);
       }
-      if (fileSize >= SEGMENT_HEADER_SIZE) throw new Restart('segment.corrupt', `segment ${last.seq}: ${checked.refusal.message}`);
       // Stopped while creating it: no record can exist yet (§8 step 6).
       if (last.seq !== 1 && prev?.seq !== last.seq - 1) {
         throw new Restart('segment.corrupt', `segment ${last.seq} has a torn header and its predecessor is gone`);
