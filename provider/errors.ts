@@ -99,6 +99,18 @@ export class NonRecoverableError extends LifeboatError {
   }
 }
 
+/**
+ * The replica's state forbids the request: a sequence number already applied,
+ * a second open cycle, an unknown point, a store written by a newer format.
+ * Retrying the same request cannot succeed (codes: docs/replica-format.md §10,
+ * `cycle.alreadyApplied` and `replica.*`).
+ */
+export class ReplicaStateError extends NonRecoverableError {
+  constructor(code: string, message: string, options?: LifeboatErrorOptions) {
+    super(code, message, options);
+  }
+}
+
 /** The input is wrong; `where` says where and the message what would be valid. */
 export class InvalidInputError extends LifeboatError {
   constructor(code: string, message: string, options?: LifeboatErrorOptions) {

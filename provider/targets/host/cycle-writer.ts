@@ -4,12 +4,11 @@
  * and first-touch-only undo (I3). Commit and abort are carried out by the
  * disk (replica-disk.ts), which owns the manifest.
  */
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, ReplicaStateError } from '../../errors';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo } from '../../replication/target';
 import { type FileHandleLike } from './file-ops';
 import { classifyIoError } from './io-errors';
 import { CoverageSet } from './extent-map';
-import { ReplicaStateError } from './replica-state-error';
 import { encodeUndoRecord, MAX_RECORD_PAYLOAD, RECORD_HEADER_BYTES, type UndoExtent, type UndoFileAppender } from './undo-log';
 
 /**

@@ -3,13 +3,12 @@
  * the head's bytes overlaid with the merged undo map of the cycles after the
  * point. Built from undo indexes only; reads are lazy.
  */
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, ReplicaStateError } from '../../errors';
 import { type DiskView, type RecoveryPointInfo } from '../../replication/target';
 import { type FileHandleLike } from './file-ops';
 import { classifyIoError } from './io-errors';
 import { fillGaps, firstEndingAfter, type MappedExtent } from './extent-map';
 import { closeAll } from './rollback';
-import { ReplicaStateError } from './replica-state-error';
 import { type UndoExtent } from './undo-log';
 
 /** What building and keeping a view cost; for tests and measurements. */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, ReplicaStateError } from '../../errors';
 import { type OpenDiskOptions, type ReplicaTarget } from '../../replication/target';
 import { MiB } from '../../units';
 import { AsyncMutex } from './async-mutex';
@@ -13,7 +13,6 @@ import { type FileOps, nodeFileOps } from './file-ops';
 import { classifyIoError } from './io-errors';
 import { initialManifest, writeManifest } from './points-manifest';
 import { HostReplicaDisk } from './replica-disk';
-import { ReplicaStateError } from './replica-state-error';
 import { diskIdOfName, diskNameOf, DiskPaths, StorePaths } from './store-layout';
 
 export interface HostReplicaTargetOptions {

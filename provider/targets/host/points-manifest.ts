@@ -6,7 +6,7 @@
 import { type PointKind, type RecoveryPointInfo } from '../../replication/target';
 import { classifyIoError } from './io-errors';
 import { type FileOps } from './file-ops';
-import { ReplicaStateError } from './replica-state-error';
+import { ReplicaStateError } from '../../errors';
 import { type DiskPaths } from './store-layout';
 
 /** §4 `format` */

@@ -4,7 +4,7 @@
  * and crash recovery.
  */
 import { createHash } from 'node:crypto';
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, ReplicaStateError } from '../../errors';
 import {
   type BlockDigests,
   type CycleMeta,
@@ -23,7 +23,6 @@ import { mergeEarliestWins } from './extent-map';
 import { type FileHandleLike, type FileOps } from './file-ops';
 import { classifyIoError, errnoOf } from './io-errors';
 import { type ManifestPoint, type PointsManifest, readManifest, writeManifest } from './points-manifest';
-import { ReplicaStateError } from './replica-state-error';
 import { openUndoFiles, rollBackCommitted, rollBackUncommitted } from './rollback';
 import { AsyncMutex } from './async-mutex';
 import { type DiskPaths, parseUndoFileName, pointIdOf } from './store-layout';

@@ -8,7 +8,7 @@ import { MiB } from '../../units';
 import { type FileHandleLike, type FileOps } from './file-ops';
 import { errnoOf } from './io-errors';
 import { mergeEarliestWins, type MappedExtent, type UndoLayer } from './extent-map';
-import { ReplicaStateError } from './replica-state-error';
+import { ReplicaStateError } from '../../errors';
 import { decodeUndoHeader, MAX_UNDO_HEADER_BYTES, readUndoIndex, scanUndoRecords, UNDO_VERSION } from './undo-log';
 
 const CHUNK = 1 * MiB;

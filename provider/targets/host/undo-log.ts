@@ -6,10 +6,9 @@
  */
 import { crc32 } from 'node:zlib';
 import { type PointKind } from '../../replication/target';
-import { BugError } from '../../errors';
+import { BugError, ReplicaStateError } from '../../errors';
 import { MiB } from '../../units';
 import { type FileHandleLike, type FileOps } from './file-ops';
-import { ReplicaStateError } from './replica-state-error';
 
 /** §5.1 */
 export const UNDO_MAGIC = Buffer.from('LBUNDO\0\0', 'latin1');

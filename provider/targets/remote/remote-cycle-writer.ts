@@ -5,9 +5,8 @@
  * next call.
  */
 
-import { InvalidInputError, type LifeboatError } from '../../errors';
+import { InvalidInputError, type LifeboatError, ReplicaStateError } from '../../errors';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo } from '../../replication/target';
-import { ReplicaStateError } from '../host/replica-state-error';
 import { type ClientConnection } from './client-connection';
 import { parsePoint } from './wire-values';
 

@@ -6,7 +6,7 @@
  */
 
 import { type DiskView, type RecoveryPointInfo } from '../../replication/target';
-import { ReplicaStateError } from '../host/replica-state-error';
+import { ReplicaStateError } from '../../errors';
 import { type ClientConnection } from './client-connection';
 import { protocolError } from './remote-errors';
 import { toWireNumber } from './wire-values';

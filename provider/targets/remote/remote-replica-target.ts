@@ -11,7 +11,7 @@
 
 import { type PeerCertificate } from 'node:tls';
 import { type Clock, systemClock } from '../../clock';
-import { InvalidInputError, NonRecoverableError } from '../../errors';
+import { InvalidInputError, NonRecoverableError, ReplicaStateError } from '../../errors';
 import {
   type BlockDigests,
   type CycleMeta,
@@ -24,7 +24,6 @@ import {
   type ReplicaDiskState,
   type ReplicaTarget,
 } from '../../replication/target';
-import { ReplicaStateError } from '../host/replica-state-error';
 import { ClientConnection, type ConnectionSettings } from './client-connection';
 import {
   type CompressionCodec,

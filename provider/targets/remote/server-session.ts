@@ -5,10 +5,9 @@
  */
 
 import { type TLSSocket } from 'node:tls';
-import { BugError, NonRecoverableError } from '../../errors';
+import { BugError, NonRecoverableError, ReplicaStateError } from '../../errors';
 import { type Clock, type Timer } from '../../clock';
 import { type CycleMeta, type DiskView, type PointKind } from '../../replication/target';
-import { ReplicaStateError } from '../host/replica-state-error';
 import { BufferPool } from './buffer-pool';
 import { CycleSlot, type SlotHost } from './cycle-slot';
 import { type DiskLoan, type DiskRegistry } from './disk-registry';

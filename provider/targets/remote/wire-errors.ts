@@ -16,7 +16,7 @@ import {
   RecoverableError,
   ResyncRequiredError,
 } from '../../errors';
-import { ReplicaStateError } from '../host/replica-state-error';
+import { ReplicaStateError } from '../../errors';
 import { protocolError } from './remote-errors';
 
 /** The JSON of an ERROR frame, and of a CREDIT's `error`. */

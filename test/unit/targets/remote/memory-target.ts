@@ -6,7 +6,7 @@
  * commit; points keep full snapshots (test disks are small).
  */
 import { createHash } from 'node:crypto';
-import { InvalidInputError } from '../../../../provider/errors';
+import { InvalidInputError, ReplicaStateError } from '../../../../provider/errors';
 import {
   type BlockDigests,
   type CycleMeta,
@@ -19,7 +19,6 @@ import {
   type ReplicaDiskState,
   type ReplicaTarget,
 } from '../../../../provider/replication/target';
-import { ReplicaStateError } from '../../../../provider/targets/host/replica-state-error';
 
 /** Test hooks; each may wait or throw. */
 export interface MemoryHooks {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { BugError, InvalidInputError, LifeboatError, NonRecoverableError, RecoverableError } from '../../../../provider/errors';
-import { ReplicaStateError } from '../../../../provider/targets/host/replica-state-error';
+import { BugError, InvalidInputError, LifeboatError, NonRecoverableError, RecoverableError, ReplicaStateError } from '../../../../provider/errors';
 import { type RemoteReplicaTarget } from '../../../../provider/targets/remote/remote-replica-target';
 import { KiB, MiB } from '../../../../provider/units';
 import { FaultProxy } from './fault-proxy';

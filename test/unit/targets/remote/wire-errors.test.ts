@@ -7,7 +7,7 @@ import {
   RecoverableError,
   ResyncRequiredError,
 } from '../../../../provider/errors';
-import { ReplicaStateError } from '../../../../provider/targets/host/replica-state-error';
+import { ReplicaStateError } from '../../../../provider/errors';
 import { fromWireError, toWireError } from '../../../../provider/targets/remote/wire-errors';
 
 /** Through JSON, as on the wire. */
