@@ -132,11 +132,11 @@ export function applyCommandUpdate(services: VaultServices, vault: string, host:
   return outcome;
 }
 
-/** Withdraw every unfinished command of a job. Returns how many. */
-export function cancelCommandsOfJob(services: VaultServices, jobId: string): number {
+/** Withdraw every unfinished command of a job but those in `keep`. Returns how many. */
+export function cancelCommandsOfJob(services: VaultServices, jobId: string, keep: ReadonlySet<string> = new Set()): number {
   const cancelled = services.store.transaction(() => {
     const now = services.clock.now();
-    const open = services.store.commandsOfJob(jobId).filter((c) => !isFinalCommandState(c.state));
+    const open = services.store.commandsOfJob(jobId).filter((c) => !isFinalCommandState(c.state) && !keep.has(c.id));
     for (const c of open) services.store.updateCommand({ ...c, state: 'Cancelled', updatedAt: now });
     return open;
   });

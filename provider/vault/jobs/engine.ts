@@ -29,6 +29,9 @@ import type { JobHandler, StepContext, StepDefinition } from './job-handler';
 /** Most errors kept on a job record (oldest dropped). */
 const MAX_ERRORS = 50;
 
+/** Prefix of the job's data keys that hold command ids (`command:<step>:<key>`). */
+const COMMAND_KEY = 'command:';
+
 /** Key of the job's data holding the failure being compensated (survives a restart during compensation). */
 const FAILURE_KEY = 'engine:failure';
 
@@ -370,7 +373,9 @@ export class JobEngine {
 
   private async cancel(job: JobRecord, handler: JobHandler): Promise<void> {
     const stop = this.stopController.signal;
-    cancelCommandsOfJob(this.services, job.id);
+    // Withdraw the steps' commands, not those of a compensation that was already under way before a restart.
+    const compensating = new Set(Object.entries(job.data).filter(([k, v]) => k.startsWith(`${COMMAND_KEY}compensation:`) && typeof v === 'string').map(([, v]) => v as string));
+    cancelCommandsOfJob(this.services, job.id, compensating);
     const stepState = (s: StepRecord): StepState => (s.state === 'InProgress' ? 'Cancelled' : s.state);
     const current = this.mutate(job.id, (j) => ({ ...j, retry: undefined, steps: j.steps.map((s) => ({ ...s, state: stepState(s) })) }));
     try {
@@ -436,7 +441,7 @@ export class JobEngine {
         await services.clock.sleep(wait, signal);
       },
       runCommand: async (key, command, onProgress) => {
-        const dataKey = `command:${step}:${key}`;
+        const dataKey = `${COMMAND_KEY}${step}:${key}`;
         let id = data()[dataKey];
         if (typeof id !== 'string' || services.store.getCommand(id) === undefined) {
           id = services.store.transaction(() => {

@@ -254,6 +254,36 @@ describe('vault/jobs/engine', () => {
     assert.ok(again !== undefined && 'refused' in again);
   });
 
+  it('a compensation interrupted by a restart waits for its own command instead of withdrawing it', async () => {
+    const r1 = rig();
+    const handler: JobHandler = {
+      type: 'test.undo', targetKind: 'site',
+      steps: [{ name: 'wait', title: 'Wait', run: async (ctx) => { await ctx.runCommand('x', { host: 'hv01', type: 'replication.start', payload: {} }); } }],
+      compensate: async (ctx) => { await ctx.runCommand('undo', { host: 'hv01', type: 'replica.delete', payload: {} }); },
+    };
+    r1.store.putObject('v', 'host', 'hv01', {}, [], 0, { connectionState: 'Connected' });
+    const e1 = new JobEngine({ services: r1.services, handlers: [handler] });
+    const j = e1.createJob('v', 'test.undo', { kind: 'site', name: 'hq' });
+    e1.kick(j.id);
+    await r1.clock.advance(0);
+    e1.requestCancel(j.id);
+    await r1.clock.advance(0);
+    const undo = r1.store.commandsOfJob(j.id).find((c) => c.type === 'replica.delete')!;
+    assert.equal(undo.state, 'Pending');
+    await e1.stop();
+    r1.store.close();
+
+    const r2 = rig();
+    const e2 = new JobEngine({ services: r2.services, handlers: [handler] });
+    e2.start();
+    await r2.clock.advance(0);
+    assert.equal(r2.store.getCommand(undo.id)?.state, 'Pending', 'not withdrawn by the resumed cancellation');
+    assert.equal(r2.store.commandsOfJob(j.id).filter((c) => c.type === 'replica.delete').length, 1, 'not sent twice');
+    applyCommandUpdate(r2.services, 'v', 'hv01', undo.id, { state: 'Succeeded' });
+    await e2.settled(j.id);
+    assert.equal(job(r2, j.id).state, 'Cancelled');
+  });
+
   it('cancels a job that never started without running any step', async () => {
     const r = rig();
     let ran = false;
