@@ -1,6 +1,6 @@
 /**
  * `createVaultServer`: the vault process in one call — store, job engine,
- * heartbeat monitor and the HTTP API on loopback. Used by `lifeboat vault
+ * heartbeat monitor, automatic resync scheduler and the HTTP API on loopback. Used by `lifeboat vault
  * serve` (through main.ts), by the lab and by tests.
  */
 
@@ -16,6 +16,7 @@ import { compileRoute, type Route, type VaultApp } from './api/route';
 import { agentRoutes, jobRoutes, objectRoutes, systemRoutes } from './api/routes';
 import { HeartbeatMonitor } from './control/hosts';
 import { Notifier } from './control/notifier';
+import { ResyncScheduler } from './control/resync-scheduler';
 import type { VaultLogger, VaultServices } from './control/services';
 import { JobEngine } from './jobs/engine';
 import { JOB_HANDLERS } from './jobs/job-types';
@@ -133,7 +134,9 @@ export async function createVaultServer(options: VaultServerOptions): Promise<Va
   const address = server.address() as AddressInfo;
   url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const monitor = new HeartbeatMonitor({ services, ...(options.heartbeatCheckMs === undefined ? {} : { checkEveryMs: options.heartbeatCheckMs }) });
+  const resyncs = new ResyncScheduler({ services, jobs: engine });
   monitor.start();
+  resyncs.start();
   engine.start();
   let closing: Promise<void> | undefined;
   return {
@@ -146,6 +149,7 @@ export async function createVaultServer(options: VaultServerOptions): Promise<Va
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         stopping.abort(new Error('the vault is stopping'));
         monitor.stop();
+        resyncs.stop();
         await engine.stop();
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), 2000);

@@ -119,8 +119,12 @@ export function deleteItem(services: VaultServices, jobs: JobStarter, vault: str
   });
 }
 
-/** Start a resynchronisation on request. 404/409 as for DELETE; 409 unless Protected or ResynchronizationRequired. */
-export function requestResync(services: VaultServices, jobs: JobStarter, vault: string, name: string): JobRecord {
+/**
+ * Start a resynchronisation (an operator's request, or the automatic resync
+ * window). 404 if the item is missing; 409 while another job owns it or
+ * unless it is Protected or ResynchronizationRequired.
+ */
+export function requestResync(services: VaultServices, jobs: JobStarter, vault: string, name: string, input: JsonObject = {}): JobRecord {
   return services.store.transaction(() => {
     const item = services.store.getObject(vault, 'protectedItem', name);
     if (item === undefined) throw notFound('protected item', name, vault);
@@ -137,7 +141,7 @@ export function requestResync(services: VaultServices, jobs: JobStarter, vault: 
         hint: 'wait for initial replication to finish, or for the current operation to end',
       });
     }
-    return startJob(services, jobs, vault, name, 'resync.run');
+    return startJob(services, jobs, vault, name, 'resync.run', input);
   });
 }
 
