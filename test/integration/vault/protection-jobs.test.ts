@@ -221,18 +221,26 @@ describe('vault jobs: protection through the API with scripted agents', () => {
   });
 
   it('redelivers a command that was not acknowledged within its lease (an agent restart)', async () => {
-    h = await Harness.start({ commandLeaseMs: 300 });
-    await h.seedTopology();
+    const clock = new ManualClock(Date.now());
+    h = await Harness.start({ clock, commandLeaseMs: MINUTE });
+    await h.seedTopology('contoso', {}, { heartbeatIntervalSeconds: 600 });
     const { dst } = await hosts(h);
     await h.ok('PUT', ITEM, { site: 'hq', vm: 'web01', policy: 'gold' });
     const first = await dst.next('replica.create');
     assert.equal(first.deliveries, 1);
-    // Not acknowledged: the long-poll hands it out again when the lease ends.
-    const second = await dst.next('replica.create');
-    assert.equal(second.id, first.id);
-    assert.equal(second.deliveries, 2);
-    // Acknowledged and running, it stays with the agent while it reports.
-    await dst.report(second.id, { state: 'Running', progress: 10 });
+    await clock.advance(MINUTE - 1);
+    assert.deepEqual(await dst.poll(0), [], 'still leased');
+    // Not acknowledged: handed out again once the lease ends.
+    await clock.advance(1);
+    const [second] = await dst.poll(0);
+    assert.equal(second?.id, first.id);
+    assert.equal(second?.deliveries, 2);
+    // Acknowledged, it stays with the agent while the agent keeps reporting.
+    await clock.advance(MINUTE / 2);
+    await dst.report(first.id, { state: 'Running', progress: 10 });
+    await clock.advance(MINUTE / 2);
+    await dst.report(first.id, { state: 'Running', progress: 20 });
+    await clock.advance(MINUTE / 2);
     assert.deepEqual(await dst.poll(0), []);
   });
 
