@@ -108,7 +108,7 @@ function kindRoutes(def: KindDefinition): Route[] {
   const isItem = def.kind === 'protectedItem';
   return [
     {
-      method: 'GET', path: base, operationId: `list${def.collection.charAt(0).toUpperCase()}${def.collection.slice(1)}`, summary: `List ${def.title}s`, tags: [def.collection], auth: 'admin',
+      method: 'GET', path: base, operationId: `list${def.collection.charAt(0).toUpperCase()}${def.collection.slice(1)}`, summary: `List ${def.title.endsWith('y') ? `${def.title.slice(0, -1)}ie` : def.title}s`, tags: [def.collection], auth: 'admin',
       responses: { 200: { description: `Every ${def.title} of the vault.`, schema: ref(`${Name}List`) }, ...errors(401, 404) },
       handle: (ctx) => {
         const v = vaultOf(ctx);
