@@ -81,6 +81,8 @@ interface PendingCycle {
   /** Pass batch: the cursor after it. Shipment: the last segment it covers. */
   readonly doneBytesAfter?: number;
   readonly uptoSegment?: number;
+  /** Shipment: the segment checksum of `uptoSegment`. */
+  readonly uptoChecksum?: number;
 }
 
 interface Progress extends ReplicationProgress {
@@ -89,6 +91,8 @@ interface Progress extends ReplicationProgress {
   readonly reconcile?: { readonly regions: readonly Region[]; readonly afterSeq: number };
   /** Segments shipped up to (inclusive) in the current generation. */
   readonly shippedSeq?: number;
+  /** Segment checksum of segment `shippedSeq`: the next shipment must link to it. */
+  readonly shippedChecksum?: number;
   /** Time of the last committed shipment: the replica equals the source at the last seal before it. */
   readonly lastSyncAt?: number;
 }
@@ -191,7 +195,7 @@ export class DiskReplicator {
         phase, generation, regions: [{ offset: 0, length: this.o.source.sizeBytes }],
         nextCycleSeq: Math.max(this.progress.nextCycleSeq, state.appliedSeq + 1),
         doneBytes: 0, stats: emptyStats, reason: phase === 'resync' ? 'initial replication onto an existing replica' : 'initial replication',
-        shippedSeq: 0, reconcile: undefined,
+        shippedSeq: 0, shippedChecksum: undefined, reconcile: undefined,
       });
     }
     return this.finish();
@@ -207,7 +211,7 @@ export class DiskReplicator {
       const generation = await this.o.source.startGeneration();
       await this.save({
         phase: 'resync', generation, regions: [{ offset: 0, length: this.o.source.sizeBytes }],
-        doneBytes: 0, stats: emptyStats, reason, shippedSeq: 0, reconcile: undefined,
+        doneBytes: 0, stats: emptyStats, reason, shippedSeq: 0, shippedChecksum: undefined, reconcile: undefined,
       });
     }
     return this.finish();
@@ -242,6 +246,7 @@ export class DiskReplicator {
     const kind = await this.sealForPoint();
     let shipped = await this.shipSealed(kind);
     if (shipped.point === undefined) {
+      this.assertNoGap();
       if (reconciled) {
         // The reconcile changed the replica and nothing followed it: the
         // new state still needs its point.
@@ -290,6 +295,7 @@ export class DiskReplicator {
     await this.reconcileIfPending();
     const kind = await this.sealForPoint();
     const { point } = await this.shipSealed(kind);
+    if (point === undefined) this.assertNoGap();
     const first = point ?? (await this.pointNow(kind));
     await this.save({ phase: 'delta', reason: undefined, regions: [], doneBytes: 0 });
     return first;
@@ -315,7 +321,7 @@ export class DiskReplicator {
    * empty cycle, so the first point of a generation always exists.
    */
   private async pointNow(kind: PointKind): Promise<RecoveryPointInfo> {
-    const point = await this.applyCycle({ uptoSegment: this.progress.shippedSeq ?? 0 }, kind, async () => 0);
+    const point = await this.applyCycle({ uptoSegment: this.progress.shippedSeq ?? 0, uptoChecksum: this.progress.shippedChecksum }, kind, async () => 0);
     if (point === undefined) throw new BugError('replicator.noPoint', 'A cycle marked as a point recorded none');
     return point;
   }
@@ -345,6 +351,23 @@ export class DiskReplicator {
     return { point: r.point, segments: rest.length, bytes: r.bytes };
   }
 
+  /**
+   * Nothing between the last shipped segment and the current one went
+   * missing (§6): a segment lost before shipping, with nothing sealed after
+   * it, is otherwise invisible. Checked before a point is recorded without a
+   * shipment.
+   */
+  private assertNoGap(): void {
+    const expected = (this.progress.shippedSeq ?? 0) + 1;
+    const current = this.o.source.currentSeq;
+    if (this.o.source.generation === this.progress.generation && current !== expected) {
+      throw new ResyncRequiredError('chain.gap', `Disk ${this.o.source.diskId}: the log is at segment ${current} but segment ${expected} was never shipped`, {
+        details: { expected, current },
+        hint: 'A segment of the replication log was lost before it reached the replica; the item needs a resynchronisation.',
+      });
+    }
+  }
+
   private async unshipped(upto: number): Promise<readonly SealedSegmentInfo[]> {
     const shipped = this.progress.shippedSeq ?? 0;
     return (await this.o.source.sealedSegments()).filter((s) => s.seq > shipped && s.seq <= upto);
@@ -352,9 +375,20 @@ export class DiskReplicator {
 
   /** One cycle holding `segments` coalesced; then release them (§2, I10 of the log format). */
   private async shipSegments(segments: readonly SealedSegmentInfo[], kind: PointKind | undefined): Promise<{ point: RecoveryPointInfo | undefined; bytes: number }> {
-    const upto = segments[segments.length - 1]!.seq;
+    const first = segments[0]!;
+    const last = segments[segments.length - 1]!;
+    const upto = last.seq;
+    // coalesceSegments checks the links within a shipment; this checks the
+    // link to the previous one (docs/log-format.md §5).
+    const shippedSeq = this.progress.shippedSeq ?? 0;
+    const shippedChecksum = this.progress.shippedChecksum;
+    if (first.seq !== shippedSeq + 1 || (shippedChecksum !== undefined && first.previousChecksum !== shippedChecksum)) {
+      throw new ResyncRequiredError('chain.linkMismatch', `Segment ${first.seq} of disk ${this.o.source.diskId} does not follow segment ${shippedSeq}, the last one shipped`, {
+        hint: 'The replication log was altered between shipments; the item needs a resynchronisation.',
+      });
+    }
     let bytes = 0;
-    const point = await this.applyCycle({ uptoSegment: upto }, kind, async (w) => {
+    const point = await this.applyCycle({ uptoSegment: upto, uptoChecksum: last.segmentChecksum }, kind, async (w) => {
       const src = this.o.source;
       const batch = await coalesceSegments(segments, { diskId: src.diskId, generation: src.generation, diskSize: src.sizeBytes });
       try {
@@ -409,7 +443,7 @@ export class DiskReplicator {
       pending: undefined,
       nextCycleSeq: pend.seq + 1,
       ...(pend.doneBytesAfter === undefined ? {} : { doneBytes: pend.doneBytesAfter }),
-      ...(pend.uptoSegment === undefined ? {} : { shippedSeq: pend.uptoSegment }),
+      ...(pend.uptoSegment === undefined ? {} : { shippedSeq: pend.uptoSegment, shippedChecksum: pend.uptoChecksum }),
       ...(syncAt === undefined ? {} : { lastSyncAt: syncAt }),
       ...(kind === 'appConsistent' ? { lastAppConsistentAt: syncAt } : {}),
     });
@@ -471,7 +505,7 @@ export class DiskReplicator {
     const appliedSeq = (await this.o.replica.state()).appliedSeq;
     await this.save({
       phase: 'resync', reason, generation, regions: [{ offset: 0, length: this.o.source.sizeBytes }], doneBytes: 0,
-      stats: emptyStats, shippedSeq: 0, reconcile: undefined, nextCycleSeq: Math.max(this.progress.nextCycleSeq, appliedSeq + 1),
+      stats: emptyStats, shippedSeq: 0, shippedChecksum: undefined, reconcile: undefined, nextCycleSeq: Math.max(this.progress.nextCycleSeq, appliedSeq + 1),
     });
   }
 

@@ -71,7 +71,9 @@ export interface CycleMeta {
 export interface CycleWriter {
   /**
    * Write `data` at `offset` (any alignment, within the disk). Later writes to
-   * the same bytes in the same cycle win.
+   * the same bytes in the same cycle win. The caller may reuse `data` once the
+   * returned promise settles: an implementation that keeps bytes for later
+   * (queued, batched) must copy them.
    */
   write(offset: number, data: Buffer): Promise<void>;
   /**

@@ -316,6 +316,8 @@ async function closeWorld(w: World): Promise<void> {
 describe('replication/replicator: every retained point equals the source at its cut', function () {
   this.timeout(300_000);
   const seed = Number(process.env.LIFEBOAT_SEED ?? 20261123);
+  // Debugging aid: check every point after every operation, not only after cycles.
+  const checkEveryOp = process.env.LIFEBOAT_CHECK_EVERY_OP === '1';
 
   it('under random workloads, concurrent guest writes and injected faults', async () => {
     await fc.assert(
@@ -328,7 +330,7 @@ describe('replication/replicator: every retained point equals the source at its 
           await checkPoints(w, 'after initial replication');
           for (const [i, op] of ops.entries()) {
             await apply(w, op);
-            if (op.t === 'cycle' || op.t === 'resync' || op.t === 'failApply') await checkPoints(w, `after op ${i} (${op.t})`);
+            if (checkEveryOp || op.t === 'cycle' || op.t === 'resync' || op.t === 'failApply') await checkPoints(w, `after op ${i} (${op.t})`);
           }
           // Quiet the guest and converge: the latest point is the source.
           w.quiet = true;
