@@ -71,6 +71,8 @@ export interface CycleResult {
   readonly segments: number;
   /** Coalesced bytes written to the replica. */
   readonly bytes: number;
+  /** Guest bytes the shipped segments logged, before coalescing (the churn). */
+  readonly logBytes: number;
   /** Points removed by retention. */
   readonly pruned: number;
 }
@@ -346,9 +348,9 @@ export class DiskReplicator {
    */
   private async shipSealed(kind: PointKind): Promise<Omit<CycleResult, 'pruned'>> {
     const rest = await this.unshipped(Number.MAX_SAFE_INTEGER);
-    if (rest.length === 0) return { point: undefined, segments: 0, bytes: 0 };
+    if (rest.length === 0) return { point: undefined, segments: 0, bytes: 0, logBytes: 0 };
     const r = await this.shipSegments(rest, kind);
-    return { point: r.point, segments: rest.length, bytes: r.bytes };
+    return { point: r.point, segments: rest.length, bytes: r.bytes, logBytes: rest.reduce((n, x) => n + x.dataBytes, 0) };
   }
 
   /**
