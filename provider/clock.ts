@@ -20,6 +20,33 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * Call `fn` every `ms` milliseconds until the returned timer is cancelled. A
+ * throw from one run goes to `onError` and the next run still happens.
+ */
+export function repeat(clock: Clock, ms: number, fn: () => void, onError: (e: unknown) => void): Timer {
+  let current: Timer | undefined;
+  let cancelled = false;
+  const schedule = (): void => {
+    if (cancelled) return;
+    current = clock.setTimer(ms, () => {
+      try {
+        fn();
+      } catch (e) {
+        onError(e);
+      }
+      schedule();
+    });
+  };
+  schedule();
+  return {
+    cancel: () => {
+      cancelled = true;
+      current?.cancel();
+    },
+  };
+}
+
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),

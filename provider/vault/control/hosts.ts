@@ -12,7 +12,7 @@
 
 import { createHash, verify } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { Clock, Timer } from '../../clock';
+import { type Clock, type Timer, repeat } from '../../clock';
 import { LifeboatError } from '../../errors';
 import { transition, type ConnectionState } from '../../states';
 import { formatDuration } from '../../units';
@@ -256,7 +256,6 @@ export class HeartbeatMonitor {
   private readonly every: number;
   private readonly startedAt: number;
   private timer: Timer | undefined;
-  private stopped = false;
 
   constructor(options: HeartbeatMonitorOptions) {
     this.services = options.services;
@@ -266,24 +265,13 @@ export class HeartbeatMonitor {
   }
 
   start(): void {
-    this.schedule();
+    this.timer ??= repeat(this.clock, this.every, () => this.check(), (e) => {
+      this.services.log('error', `heartbeat monitor: ${e instanceof Error ? e.message : String(e)}`);
+    });
   }
 
   stop(): void {
-    this.stopped = true;
     this.timer?.cancel();
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = this.clock.setTimer(this.every, () => {
-      try {
-        this.check();
-      } catch (e) {
-        this.services.log('error', `heartbeat monitor: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      this.schedule();
-    });
   }
 
   /** Check every host of every vault once. */

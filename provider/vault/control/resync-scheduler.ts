@@ -7,7 +7,7 @@
  * time with POST …/resync.
  */
 
-import type { Clock, Timer } from '../../clock';
+import { type Clock, type Timer, repeat } from '../../clock';
 import { DailyWindow } from '../../replication/window';
 import { MINUTE } from '../../units';
 import { itemStatus } from './item-status';
@@ -28,7 +28,6 @@ export class ResyncScheduler {
   private readonly clock: Clock;
   private readonly every: number;
   private timer: Timer | undefined;
-  private stopped = false;
 
   constructor(options: ResyncSchedulerOptions) {
     this.services = options.services;
@@ -38,24 +37,13 @@ export class ResyncScheduler {
   }
 
   start(): void {
-    this.schedule();
+    this.timer ??= repeat(this.clock, this.every, () => this.check(), (e) => {
+      this.services.log('error', `resync scheduler: ${e instanceof Error ? e.message : String(e)}`);
+    });
   }
 
   stop(): void {
-    this.stopped = true;
     this.timer?.cancel();
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = this.clock.setTimer(this.every, () => {
-      try {
-        this.check();
-      } catch (e) {
-        this.services.log('error', `resync scheduler: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      this.schedule();
-    });
   }
 
   /** Start the resyncs that are due now. Returns the ids of the jobs started. */

@@ -12,7 +12,8 @@ import { NonRecoverableError, RecoverableError } from '../../../provider/errors'
 import { KiB, MINUTE, SECOND } from '../../../provider/units';
 import { ReplicationLoop, type LoopStatus } from '../../../provider/replication/replication-loop';
 import { DiskReplicator } from '../../../provider/replication/replicator';
-import { type ReplicaDisk } from '../../../provider/replication/target';
+import { type CycleMeta } from '../../../provider/replication/target';
+import { DelegatingReplicaDisk } from './delegating-replica';
 import { TrackedDisk } from '../../../provider/replication/tracker';
 import { DailyWindow } from '../../../provider/replication/window';
 import { HostReplicaTarget } from '../../../provider/targets/host';
@@ -20,19 +21,9 @@ import { HostReplicaTarget } from '../../../provider/targets/host';
 const SIZE = 256 * KiB;
 
 /** Fails `beginCycle` with the queued errors, in order, then works. */
-class FlakyReplica implements ReplicaDisk {
+class FlakyReplica extends DelegatingReplicaDisk {
   readonly failures: Error[] = [];
-  constructor(private readonly inner: ReplicaDisk) {}
-  get diskId(): string { return this.inner.diskId; }
-  get sizeBytes(): number { return this.inner.sizeBytes; }
-  state() { return this.inner.state(); }
-  listPoints() { return this.inner.listPoints(); }
-  prunePoints(t: number) { return this.inner.prunePoints(t); }
-  hashBlocks(bs: number, first: number, count: number) { return this.inner.hashBlocks(bs, first, count); }
-  openView(id: string) { return this.inner.openView(id); }
-  materialise(id: string) { return this.inner.materialise(id); }
-  close() { return this.inner.close(); }
-  beginCycle(meta: Parameters<ReplicaDisk['beginCycle']>[0]) {
+  override beginCycle(meta: CycleMeta) {
     const e = this.failures.shift();
     return e === undefined ? this.inner.beginCycle(meta) : Promise.reject(e);
   }

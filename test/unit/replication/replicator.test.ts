@@ -17,7 +17,8 @@ import { LifeboatError, RecoverableError } from '../../../provider/errors';
 import { MINUTE, KiB } from '../../../provider/units';
 import { DiskReplicator, needsResync } from '../../../provider/replication/replicator';
 import { TrackedDisk } from '../../../provider/replication/tracker';
-import { type CycleWriter, type RecoveryPointInfo, type ReplicaDisk } from '../../../provider/replication/target';
+import { type CycleMeta, type CycleWriter, type RecoveryPointInfo, type ReplicaDisk } from '../../../provider/replication/target';
+import { DelegatingReplicaDisk } from './delegating-replica';
 import { HostReplicaTarget } from '../../../provider/targets/host';
 
 const SIZE = 512 * KiB;
@@ -74,20 +75,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
  * writes (concurrent guest I/O during passes and shipping) and can fail after
  * N writes (an apply that breaks half way: the replica must roll back).
  */
-class InterleavingReplica implements ReplicaDisk {
+class InterleavingReplica extends DelegatingReplicaDisk {
   failAfter: number | undefined;
-  constructor(private inner: ReplicaDisk, private readonly guest: () => Promise<void>) {}
-  get diskId(): string { return this.inner.diskId; }
-  get sizeBytes(): number { return this.inner.sizeBytes; }
-  swap(inner: ReplicaDisk): void { this.inner = inner; }
-  state() { return this.inner.state(); }
-  listPoints() { return this.inner.listPoints(); }
-  prunePoints(t: number) { return this.inner.prunePoints(t); }
-  hashBlocks(bs: number, first: number, count: number) { return this.inner.hashBlocks(bs, first, count); }
-  openView(id: string) { return this.inner.openView(id); }
-  materialise(id: string) { return this.inner.materialise(id); }
-  close() { return this.inner.close(); }
-  async beginCycle(meta: Parameters<ReplicaDisk['beginCycle']>[0]): Promise<CycleWriter> {
+  constructor(inner: ReplicaDisk, private readonly guest: () => Promise<void>) {
+    super(inner);
+  }
+  override async beginCycle(meta: CycleMeta): Promise<CycleWriter> {
     const w = await this.inner.beginCycle(meta);
     let writes = 0;
     const failAt = this.failAfter;
