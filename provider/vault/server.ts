@@ -21,7 +21,7 @@ import type { VaultLogger, VaultServices } from './control/services';
 import { JobEngine } from './jobs/engine';
 import { JOB_HANDLERS } from './jobs/job-types';
 import { SqliteStore } from './store/sqlite/sqlite-store';
-import { SchemaRegistry } from './validation/schemas';
+import { SchemaRegistry } from '../validation/schemas';
 
 export interface VaultServerOptions {
   /** Folder of the vault's state: `vault.db` (SQLite) and `admin-token`. Created (mode 0700) if missing. */

@@ -5,7 +5,7 @@
  * point into `components/schemas`). The response shapes are defined here.
  */
 
-import type { JsonSchema, SchemaRegistry } from '../validation/schemas';
+import type { JsonSchema, SchemaRegistry } from '../../validation/schemas';
 import type { Route } from './route';
 
 type Doc = Record<string, unknown>;

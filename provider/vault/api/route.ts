@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JobEngine } from '../jobs/engine';
 import type { VaultServices } from '../control/services';
-import type { SchemaName, SchemaRegistry } from '../validation/schemas';
+import type { SchemaName, SchemaRegistry } from '../../validation/schemas';
 
 /**
  * Who may call a route:

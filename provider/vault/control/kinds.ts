@@ -11,8 +11,8 @@ import { InvalidInputError, LifeboatError } from '../../errors';
 import { DailyWindow } from '../../replication/window';
 import type { JsonObject, ObjectKind, ObjectRef, StoredObject } from '../store/records';
 import type { SqliteStore } from '../store/sqlite/sqlite-store';
-import type { SchemaName } from '../validation/schemas';
-import type { FieldProblem } from '../validation/problems';
+import type { SchemaName } from '../../validation/schemas';
+import type { FieldProblem } from '../../validation/problems';
 import {
   parseSiteRef, sameName, type NetworkMappingSpec, type ProtectedItemSpec, type RecoveryPlanSpec, type ReplicationPolicySpec, type SiteSpec,
 } from './specs';

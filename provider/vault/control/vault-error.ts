@@ -6,7 +6,7 @@
  */
 
 import { LifeboatError, type ErrorCategory } from '../../errors';
-import type { FieldProblem } from '../validation/problems';
+import type { FieldProblem } from '../../validation/problems';
 
 export interface VaultErrorOptions {
   readonly details?: readonly FieldProblem[];

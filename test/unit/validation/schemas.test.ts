@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { POLICY_DEFAULTS } from '../../../../provider/vault/control/specs';
-import { SCHEMA_NAMES, SchemaRegistry, type SchemaName } from '../../../../provider/vault/validation/schemas';
+import { POLICY_DEFAULTS } from '../../../provider/vault/control/specs';
+import { SCHEMA_NAMES, SchemaRegistry, type SchemaName } from '../../../provider/validation/schemas';
 
 const registry = SchemaRegistry.load();
 

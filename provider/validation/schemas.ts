@@ -9,7 +9,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
-import { BugError } from '../../errors';
+import { BugError } from '../errors';
 import { problemsFromAjv, type FieldProblem } from './problems';
 
 /** The request-body schemas, by file stem. */
