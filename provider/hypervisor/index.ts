@@ -1,0 +1,3 @@
+export * from './hypervisor';
+export * from './power-state';
+export * as lab from './lab';

@@ -1,0 +1,75 @@
+/**
+ * One driver per lab root (docs/lab.md §1): two processes running the same
+ * VMs would run two guests on one disk. `lab.lock` holds the pid of the
+ * process that drives the lab; a lock whose process is gone (a killed
+ * agent) is taken over.
+ */
+
+import * as fs from 'node:fs/promises';
+import { NonRecoverableError } from '../../errors';
+
+/** A held lab lock. */
+export class LabLock {
+  private released = false;
+
+  private constructor(readonly file: string) {}
+
+  /**
+   * Take the lock, taking over one left by a process that no longer runs.
+   * Throws `NonRecoverableError` `hypervisor.labInUse` while another live
+   * process (or another driver in this process) holds it.
+   */
+  static async acquire(file: string): Promise<LabLock> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fh = await fs.open(file, 'wx');
+        try {
+          await fh.writeFile(`${process.pid}\n`);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        return new LabLock(file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = await readPid(file);
+      if ((holder !== undefined && isAlive(holder)) || attempt > 0) {
+        throw new NonRecoverableError('hypervisor.labInUse', `the lab ${file} is driven by process ${holder ?? '?'}`, {
+          details: { pid: holder },
+          hint: 'Stop the other host agent on this lab root first (or wait until it exits).',
+        });
+      }
+      await fs.unlink(file).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+      });
+    }
+  }
+
+  /** Release the lock. Idempotent. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await fs.unlink(this.file).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+  }
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const n = Number.parseInt((await fs.readFile(file, 'utf8')).trim(), 10);
+    return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
