@@ -1,0 +1,197 @@
+/**
+ * Shapes of the vault API's answers (docs/vault-api.md), re-declared here
+ * because the client must not import provider/vault (lint: the client runs
+ * in other processes: the CLI, the Pulumi provider). Request bodies are the
+ * JSON Schemas of schemas/; their TypeScript views below are kept loose
+ * (`Record<string, unknown>`) where the vault validates them anyway.
+ */
+
+import { type ConnectionState, type Health, type JobState, type ReplicationState } from '../states';
+
+/** A JSON object as the API sends it. */
+export type JsonObject = { readonly [key: string]: unknown };
+
+/** The envelope of every named object (docs/vault-api.md §3). */
+export interface ObjectEnvelope<Spec = JsonObject, Status = JsonObject> {
+  readonly kind: string;
+  /** The vault's display name. */
+  readonly vault: string;
+  readonly name: string;
+  /** Changes when the object is deleted and created again. */
+  readonly uid: string;
+  /** Bumped by every change of the spec. */
+  readonly generation: number;
+  readonly spec: Spec;
+  readonly status: Status;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** Collections addressed under `/v1/vaults/{vault}/`. */
+export type Collection = 'sites' | 'replicationPolicies' | 'networkMappings' | 'protectedItems' | 'recoveryPlans' | 'hosts';
+
+/** An issue the vault observed on an item (`status.issues[]`). */
+export interface ItemIssue {
+  readonly code: string;
+  readonly severity: 'Warning' | 'Critical';
+  readonly message: string;
+  readonly hint?: string;
+  readonly since: string;
+}
+
+/** An error as the API and agents report it (`common.schema.json#/$defs/errorInfo`). */
+export interface ErrorInfo {
+  readonly code: string;
+  readonly category?: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+/** Replication counters an agent reports (`agent-report.schema.json`). */
+export interface ItemStatistics {
+  readonly bytesTransferred?: number;
+  readonly pendingLogBytes?: number;
+  readonly cyclesCompleted?: number;
+  readonly cyclesFailed?: number;
+  readonly lastCycleDurationMs?: number;
+  readonly throughputBytesPerSecond?: number;
+  readonly initialReplicationBytesCopied?: number;
+  readonly initialReplicationBytesTotal?: number;
+}
+
+/** `status` of a protected item (docs/vault-api.md §6). */
+export interface ProtectedItemStatus {
+  readonly replicationState: ReplicationState;
+  readonly replicationStateReason?: string;
+  readonly health: Health;
+  readonly healthReason?: string;
+  readonly issues?: readonly ItemIssue[];
+  readonly errors?: readonly ErrorInfo[];
+  readonly sourceHost?: string;
+  readonly targetHost?: string;
+  readonly disks?: readonly { readonly id: string; readonly sizeBytes: number }[];
+  readonly activeLocation?: 'primary' | 'recovery';
+  readonly initialReplicationPercent?: number;
+  readonly lastReplicatedTime?: string;
+  readonly rpoSeconds?: number;
+  readonly statistics?: ItemStatistics;
+  readonly activeJob?: { readonly id: string; readonly type: string };
+  readonly lastJob?: { readonly id: string; readonly type: string; readonly state: JobState };
+}
+
+/** `spec` of a protected item (schemas/protected-item.schema.json). */
+export interface ProtectedItemSpec {
+  readonly site: string;
+  readonly cloud?: string;
+  readonly vm: string;
+  readonly policy: string;
+  readonly target?: { readonly site?: string; readonly host?: string };
+  readonly disks?: readonly string[];
+  readonly targetVm?: JsonObject;
+}
+
+/** A VM as a host's heartbeat lists it (schemas/heartbeat.schema.json). */
+export interface InventoryVm {
+  readonly name: string;
+  readonly powerState?: string;
+  readonly disks: readonly { readonly id: string; readonly sizeBytes: number }[];
+  readonly networks?: readonly string[];
+}
+
+/** `status` of a registered host. */
+export interface HostStatus {
+  readonly connectionState?: ConnectionState;
+  readonly connectionReason?: string;
+  readonly lastContactAt?: string;
+  readonly lastHeartbeatAt?: string;
+  readonly registeredAt?: string;
+  readonly agentVersion?: string;
+  readonly inventory?: { readonly vms: readonly InventoryVm[] };
+  readonly storage?: { readonly freeBytes: number; readonly totalBytes?: number };
+  readonly replicationEndpoint?: { readonly address: string; readonly port: number };
+}
+
+/** `spec` of a registered host: what it registered with. */
+export interface HostSpec {
+  readonly site: string;
+  readonly cloud?: string;
+  readonly addresses?: readonly string[];
+  readonly replicationPort?: number;
+  readonly agentVersion?: string;
+}
+
+/** One step of a job. */
+export interface JobStep {
+  readonly name: string;
+  readonly title: string;
+  readonly state: 'NotStarted' | 'InProgress' | 'Succeeded' | 'Skipped' | 'Failed' | 'Cancelled';
+  readonly progress: number;
+  readonly message?: string;
+  readonly attempts: number;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+}
+
+/** A command a job sent to an agent (`GET …/jobs/{id}?commands=true`). */
+export interface CommandDetail {
+  readonly id: string;
+  readonly type: string;
+  readonly host: string;
+  readonly state: string;
+  readonly deliveries: number;
+  readonly progress?: number;
+  readonly message?: string;
+  readonly error?: ErrorInfo;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** A job (docs/jobs.md). */
+export interface JobInfo {
+  readonly id: string;
+  readonly vault: string;
+  readonly type: string;
+  readonly target: { readonly kind: string; readonly name: string };
+  readonly state: JobState;
+  /** 0–100. */
+  readonly progress: number;
+  readonly message?: string;
+  readonly createdAt: string;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+  readonly updatedAt: string;
+  readonly cancelRequested?: boolean;
+  readonly steps: readonly JobStep[];
+  readonly errors: readonly (ErrorInfo & { readonly step?: string; readonly at: string })[];
+  readonly retry?: { readonly step: string; readonly failures: number; readonly firstFailureAt: string; readonly nextAttemptAt: string };
+  readonly stuck?: { readonly since: string; readonly reason: string; readonly hint: string };
+  readonly commands?: readonly CommandDetail[];
+}
+
+/** A retained recovery point of an item. */
+export interface RecoveryPoint {
+  readonly id: string;
+  readonly time: string;
+  readonly kind: 'crashConsistent' | 'appConsistent';
+}
+
+/** `GET /healthz`. */
+export interface VaultHealth {
+  readonly status: string;
+  readonly version: string;
+}
+
+/** Filters of `GET …/jobs`. */
+export interface JobFilter {
+  /** Only jobs in these states. @default every state */
+  readonly states?: readonly JobState[];
+  /** e.g. `protection.enable`. @default every type */
+  readonly type?: string;
+  /** Only jobs of this object. @default every object */
+  readonly target?: { readonly kind: string; readonly name: string };
+  /** 1–1000. @default 100 */
+  readonly limit?: number;
+}
+
+/** What `DELETE` of a protected item started: a job, or nothing (removed at once). */
+export type DeleteItemResult = { readonly removed: true } | { readonly removed: false; readonly job: JobInfo };
