@@ -11,11 +11,11 @@
  *     header (4096 bytes) || bitmap (⌈blocks / 8⌉ bytes, padded to 4096) || data
  *
  *     header = "LBCOWOV1" || u32 version (1) || u32 blockSize || u64 diskSize
- *              || u64 bitmapOffset || u64 dataOffset || u32 CRC-32 of bytes 0–43
+ *              || u64 bitmapOffset || u64 dataOffset || u32 CRC-32 of bytes 0–39
  *
  * Block `i` (bytes `[i·blockSize, (i+1)·blockSize)` of the disk) lives at
  * `dataOffset + i·blockSize`; bit `i` of the bitmap (byte `i >> 3`, bit
- * `i & 7`, least significant first) says it does. The file is sparse: only
+ * `i & 7`, least significant first) says it does. docs/lab.md §4. The file is sparse: only
  * written blocks take space.
  *
  * Write order: a block's data is written before its bit, so a stop of the

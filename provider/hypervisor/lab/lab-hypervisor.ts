@@ -60,7 +60,7 @@ import {
   type VmConfig,
   writeVmConfig,
 } from './vm-config';
-import { type WorkloadOptions } from './workload';
+import { type WorkloadOptions, workloadOps } from './workload';
 
 export interface LabHypervisorOptions {
   /** The lab root; created if missing. Every file the driver touches is inside it. */
@@ -163,8 +163,10 @@ const MAX_TAG_VALUE = 1024;
 export class LabHypervisor implements Hypervisor {
   readonly kind = 'lab';
   private readonly vms = new Map<string, VmRuntime>();
-  /** Names taken by directories whose vm.json is unusable, or by creates in progress. */
+  /** Names taken by creates in progress. */
   private readonly reserved = new Set<string>();
+  /** Directories whose vm.json is unusable, with why: their names stay taken. */
+  private readonly broken = new Map<string, unknown>();
   private readonly clock: Clock;
   private closing: Promise<void> | undefined;
   private report: LabOpenReport = { interrupted: [], restarted: [], restartFailures: [], unreadable: [], removedLeftovers: 0 };
@@ -271,6 +273,7 @@ export class LabHypervisor implements Hypervisor {
       if (specOf(existing.config) === wanted) return this.info(existing);
       throw vmExists(name);
     }
+    if (workload !== null) checkDiskWorkloads(workload, sources);
     this.checkNotInUse(sources);
     const final = vmDir(this.layout, name);
     const rel = labRelative(this.layout, final);
@@ -496,6 +499,7 @@ export class LabHypervisor implements Hypervisor {
     const nics = checkNics(options.nics ?? []);
     const tags = checkTags(options.tags ?? {});
     const workload = options.workload === undefined ? null : checkWorkloadSpec(options.workload, '/workload');
+    if (workload !== null) checkDiskWorkloads(workload, options.disks);
     const rel = labRelative(this.layout, vmDir(this.layout, name));
     const existing = this.vms.get(name);
     if (existing !== undefined) {
@@ -562,6 +566,7 @@ export class LabHypervisor implements Hypervisor {
             where: { file: path.join(full, VM_CONFIG_FILE), path: '/name' },
           });
         }
+        if (config.workload !== null) checkDiskWorkloads(checkWorkloadSpec(config.workload, '/workload'), config.disks);
         for (const [i, d] of config.disks.entries()) {
           checkDiskId(d.id, `/disks/${i}/id`);
           await resolveInsideLab(this.layout, d.file, `/disks/${i}/file`);
@@ -570,7 +575,7 @@ export class LabHypervisor implements Hypervisor {
         this.vms.set(entry.name, newRuntime(config, full));
       } catch (e) {
         unreadable.push({ name: entry.name, error: e });
-        this.reserved.add(entry.name);
+        this.broken.set(entry.name, e);
       }
     }
     for (const rt of this.vms.values()) {
@@ -839,7 +844,7 @@ export class LabHypervisor implements Hypervisor {
 
   /** Build a VM in a hidden directory and rename it into place: a failed create leaves nothing. */
   private async createVm(name: string, build: (tmp: string) => Promise<VmConfig>): Promise<VmInfo> {
-    if (this.reserved.has(name) || this.vms.has(name)) throw vmExists(name);
+    if (this.reserved.has(name) || this.broken.has(name) || this.vms.has(name)) throw vmExists(name);
     this.reserved.add(name);
     const tmp = path.join(this.layout.vmsDir, `.creating-${name}-${randomUUID()}`);
     try {
@@ -949,8 +954,15 @@ export class LabHypervisor implements Hypervisor {
   private runtime(name: string): VmRuntime {
     checkName(name, '/name');
     const rt = this.vms.get(name);
-    if (rt === undefined) throw vmNotFound(name);
-    return rt;
+    if (rt !== undefined) return rt;
+    const broken = this.broken.get(name);
+    if (broken !== undefined) {
+      throw new NonRecoverableError('hypervisor.vmConfigCorrupt', `VM ${name} cannot be used: ${describe(broken)}`, {
+        cause: broken,
+        hint: LifeboatError.isInstance(broken) ? broken.hint : undefined,
+      });
+    }
+    throw vmNotFound(name);
   }
 
   /** Run `fn` after every earlier operation of the VM. */
@@ -1029,6 +1041,24 @@ function checkTags(tags: Readonly<Record<string, string>>): Record<string, strin
     out[k] = v;
   }
   return out;
+}
+
+/**
+ * The workload must make sense on every disk (alignment within the disk
+ * size…): checked when the VM is made, not when its guest first writes.
+ * Throws `InvalidInputError` `hypervisor.invalidWorkload`.
+ */
+function checkDiskWorkloads(spec: LabWorkloadSpec, disks: readonly { readonly id: string; readonly sizeBytes: number }[]): void {
+  for (const d of disks) {
+    try {
+      workloadOps(diskWorkloadOptions(spec, d.id, d.sizeBytes)).next();
+    } catch (e) {
+      throw new InvalidInputError('hypervisor.invalidWorkload', `the workload cannot run on disk ${d.id} (${d.sizeBytes} bytes): ${describe(e)}`, {
+        cause: e,
+        where: LifeboatError.isInstance(e) && e.where?.path !== undefined ? { path: `/workload${e.where.path}` } : { path: '/workload' },
+      });
+    }
+  }
 }
 
 function checkReason(reason: string): string {

@@ -159,6 +159,10 @@ describe('hypervisor/lab/lab-hypervisor', function () {
       }
       await rejectsWith(hv.create({ name: 'v', disks: [{ id: '../d', sizeBytes: 512 }] }), 'hypervisor.invalidDiskId');
       await rejectsWith(hv.create({ name: 'v', disks: [{ id: 'd', sizeBytes: 1000 }] }), 'hypervisor.invalidDiskSize');
+      // A workload that cannot run on a disk is refused when the VM is made, not when the guest first writes.
+      await rejectsWith(hv.create({ name: 'v', disks: [{ id: 'd', sizeBytes: 512 }], workload: { seed: 1 } }), 'hypervisor.invalidWorkload', 'invalidInput');
+      await rejectsWith(hv.create({ name: 'v', disks: [{ id: 'd', sizeBytes: 4096 }], workload: { seed: 1.5 } }), 'hypervisor.invalidWorkload');
+      await rejectsWith(hv.create({ name: 'v', disks: [{ id: 'd', sizeBytes: 4096 }], workload: { seed: 1, bytesPerSecond: 0 } }), 'hypervisor.invalidWorkload');
       const outside = path.join(tmp, 'outside.raw');
       fs.writeFileSync(outside, Buffer.alloc(4096));
       fs.symlinkSync(outside, path.join(root, 'link.raw'));
@@ -181,6 +185,7 @@ describe('hypervisor/lab/lab-hypervisor', function () {
       const again = await openLab();
       assert.deepEqual(await again.list(), []);
       assert.deepEqual(again.openReport.unreadable.map((u) => u.name), ['v']);
+      await rejectsWith(again.get('v'), 'hypervisor.vmConfigCorrupt', 'nonRecoverable');
       await rejectsWith(again.create({ name: 'v', disks: [{ id: 'd', sizeBytes: 512 }] }), 'hypervisor.vmExists');
     });
 
