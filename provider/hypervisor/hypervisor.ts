@@ -261,7 +261,9 @@ export interface Hypervisor {
    * The `TrackedDisk` of a tracked disk, opened with recovery
    * (`TrackedDisk.open`) if it is not open; the same instance for every
    * caller, in any power state, until `disableTracking`, `delete`,
-   * `reopenTracking` or `close`. The caller must not close it. Its
+   * `reopenTracking`, `close`, or a guest I/O error that stopped the
+   * tracker (the driver then closes it and the next call reopens it). The
+   * caller must not close it. Its
    * `recovery` report is the one of the open, e.g. `uncleanStop` after the
    * host agent died. `VmStateError` `hypervisor.diskNotTracked`.
    */
