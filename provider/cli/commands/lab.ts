@@ -1,0 +1,239 @@
+/**
+ * `lifeboat lab up|status|down [--dir DIR]` (docs/operations.md §2): a vault,
+ * two primary hosts and a recovery host as detached processes on loopback,
+ * with demo VMs running seeded workloads, all inside one folder (default
+ * `.lab` in the current folder).
+ *
+ * - `up` starts whatever is not running (so it also restarts a lab after
+ *   `down`, or one process that died), configures the vault idempotently,
+ *   waits until every host is connected and has reported its VMs, writes
+ *   `lab.json` and prints the endpoint and the admin token's file (mode
+ *   0600), never the token.
+ * - `status` shows the processes and the vault's health; exit 1 if any is
+ *   down, 4 if there is no lab.
+ * - `down` stops the agents, then the vault (SIGTERM, then SIGKILL after
+ *   `--timeout`); idempotent. The data stays for the next `up` unless
+ *   `--purge`.
+ */
+
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { VaultClient } from '../../client';
+import { LifeboatError } from '../../errors';
+import { LabHypervisor } from '../../hypervisor/lab';
+import { MiB, KiB } from '../../units';
+import { type CliContext, type Command, intOption, OUTPUT_OPTION, outputFormat, parse } from '../command';
+import { readTokenFile } from '../connection';
+import { EXIT, NotFoundError } from '../exit-codes';
+import { DEFAULT_LAB_DIR, type LabProcess, type LabState, labStateFile, readLabState, writeLabState } from '../lab/lab-state';
+import { LAB_HOSTS, LAB_POLICY, LAB_POLICY_SPEC, LAB_VAULT, PRIMARY_SITE, RECOVERY_SITE } from '../lab/lab-topology';
+import { isAlive, spawnDetached, stopProcess } from '../lab/processes';
+import { ago, json, table } from '../output';
+
+const UP_USAGE = 'lifeboat lab up [--dir DIR] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--timeout SECONDS]';
+const STATUS_USAGE = 'lifeboat lab status [--dir DIR] [--output json]';
+const DOWN_USAGE = 'lifeboat lab down [--dir DIR] [--timeout SECONDS] [--purge]';
+
+export const labUp: Command = async (args, ctx) => {
+  const { values } = parse(args, {
+    dir: { type: 'string' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, timeout: { type: 'string' },
+  }, UP_USAGE);
+  const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
+  const diskBytes = (intOption(values, 'disk-mib', 1, 1024 * 1024) ?? 64) * MiB;
+  const rate = (intOption(values, 'rate-kib', 1, 1024 * 1024) ?? 64) * KiB;
+  const frequencyMs = intOption(values, 'frequency-ms', 100, 3_600_000);
+  const timeoutMs = (intOption(values, 'timeout', 1, 3600) ?? 60) * 1000;
+  const deadline = Date.now() + timeoutMs;
+  await mkdir(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
+  const previous = await readLabState(dir);
+  const now = new Date().toISOString();
+  const procs = new Map<string, LabProcess>();
+  for (const p of previous?.processes ?? []) if (isAlive(p.pid, p.dataDir)) procs.set(p.name, p);
+  const tokenFile = path.join(dir, 'vault', 'admin-token');
+  // Saved after every start, so `down` finds whatever runs even if `up` fails half-way.
+  const save = async (url: string): Promise<LabState> => {
+    const state: LabState = {
+      version: 1, dir, vaultUrl: url, vaultPort: Number(new URL(url).port), vaultName: LAB_VAULT, adminTokenFile: tokenFile,
+      processes: ['vault', ...LAB_HOSTS.map((h) => h.name)].map((n) => procs.get(n) ?? previous?.processes.find((p) => p.name === n)).filter((p): p is LabProcess => p !== undefined),
+      upAt: now,
+    };
+    await writeLabState(state);
+    return state;
+  };
+
+  // The vault, on the port of the previous run: agents know its URL.
+  const vaultDir = path.join(dir, 'vault');
+  const vaultLog = path.join(dir, 'logs', 'vault.log');
+  let url = previous?.vaultUrl;
+  if (!procs.has('vault')) {
+    const logStart = await sizeOf(vaultLog);
+    const pid = spawnDetached(['vault', 'serve', '--data-dir', vaultDir, '--port', String(previous?.vaultPort ?? 0)], vaultLog, dir);
+    procs.set('vault', { name: 'vault', kind: 'vault', pid, dataDir: vaultDir, logFile: vaultLog, startedAt: now });
+    if (previous !== undefined) await save(previous.vaultUrl);
+    url = await waitForListening(vaultLog, logStart, pid, vaultDir, deadline);
+    await save(url);
+    ctx.out.line(`vault started (pid ${pid}) on ${url}`);
+  }
+  const client = new VaultClient({ url: url!, token: await readTokenFile(tokenFile) });
+  await waitFor('the vault to answer', deadline, async () => (await client.health().then(() => true, () => false)));
+
+  await client.putVault(LAB_VAULT, { description: 'the Lifeboat lab', heartbeatIntervalSeconds: 10 });
+  await client.putObject(LAB_VAULT, 'sites', PRIMARY_SITE, { kind: 'hyperv-site', description: 'lab primary site', hosts: LAB_HOSTS.filter((h) => h.role === 'primary').map((h) => h.name) });
+  await client.putObject(LAB_VAULT, 'sites', RECOVERY_SITE, { kind: 'hyperv-site', description: 'lab recovery site', hosts: LAB_HOSTS.filter((h) => h.role === 'recovery').map((h) => h.name) });
+  await client.putObject(LAB_VAULT, 'replicationPolicies', LAB_POLICY, LAB_POLICY_SPEC);
+  const keyFile = path.join(dir, 'registration-key');
+  await writeFile(keyFile, `${await client.registrationKey(LAB_VAULT)}\n`, { mode: 0o600 });
+
+  for (const h of LAB_HOSTS) {
+    if (procs.has(h.name)) continue;
+    const dataDir = path.join(dir, 'hosts', h.name);
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if (h.vms.length > 0) await createDemoVms(path.join(dataDir, 'lab'), h.vms, diskBytes, rate);
+    const logFile = path.join(dir, 'logs', `${h.name}.log`);
+    const pid = spawnDetached([
+      'agent', 'run', '--vault', url!, '--vault-name', LAB_VAULT, '--registration-key-file', keyFile, '--site', h.site, '--name', h.name,
+      '--data-dir', dataDir, '--role', h.role, ...(frequencyMs === undefined || h.role !== 'primary' ? [] : ['--test-frequency-ms', String(frequencyMs)]),
+    ], logFile, dir);
+    procs.set(h.name, { name: h.name, kind: 'agent', role: h.role, site: h.site, pid, dataDir, logFile, startedAt: now });
+    await save(url!);
+    ctx.out.line(`host ${h.name} started (pid ${pid}, ${h.role})`);
+  }
+
+  const state = await save(url!);
+  await waitFor('every host to connect and report its VMs', deadline, async () => {
+    for (const p of state.processes) {
+      if (!isAlive(p.pid, p.dataDir)) throw new LifeboatError('lab.processDied', 'nonRecoverable', `${p.name} (pid ${p.pid}) stopped during start-up`, { hint: `see its log: ${p.logFile}` });
+    }
+    const hosts = await client.listHosts(LAB_VAULT).catch(() => []);
+    return LAB_HOSTS.every((h) => {
+      const host = hosts.find((x) => x.name === h.name);
+      return host?.status.connectionState === 'Connected' && host.status.inventory !== undefined
+        && h.vms.every((vm) => host.status.inventory!.vms.some((v) => v.name === vm.name));
+    });
+  });
+
+  ctx.out.line('');
+  ctx.out.line(`lab up in ${dir}`);
+  ctx.out.line(`vault endpoint: ${url} (vault '${LAB_VAULT}')`);
+  ctx.out.line(`admin token: ${tokenFile} (mode 0600; not shown)`);
+  ctx.out.line('');
+  ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'LOG'], state.processes.map((p) => [p.name, p.kind === 'vault' ? 'vault' : `${p.role} (site ${p.site})`, String(p.pid), path.relative(ctx.cwd, p.logFile) || p.logFile])));
+  ctx.out.line('');
+  ctx.out.line(`try: lifeboat status${path.resolve(ctx.cwd, DEFAULT_LAB_DIR) === dir ? '' : ` --lab-dir ${dir}`}   (or export LIFEBOAT_VAULT_URL=${url} LIFEBOAT_TOKEN_FILE=${tokenFile})`);
+  return EXIT.ok;
+};
+
+export const labStatus: Command = async (args, ctx) => {
+  const { values } = parse(args, { dir: { type: 'string' }, ...OUTPUT_OPTION }, STATUS_USAGE);
+  const format = outputFormat(values);
+  const { dir, state } = await requireLab(values, ctx);
+  const procs = state.processes.map((p) => ({ ...p, running: isAlive(p.pid, p.dataDir) }));
+  let health: string;
+  try {
+    health = (await new VaultClient({ url: state.vaultUrl, timeoutMs: 3000 }).health()).status;
+  } catch (e) {
+    health = `unreachable (${LifeboatError.isInstance(e) ? e.code : String(e)})`;
+  }
+  const allUp = procs.every((p) => p.running) && health === 'ok';
+  if (format === 'json') {
+    ctx.out.line(json({ dir, vaultUrl: state.vaultUrl, vaultName: state.vaultName, adminTokenFile: state.adminTokenFile, vaultHealth: health, up: allUp, processes: procs }));
+  } else {
+    const now = Date.now();
+    ctx.out.line(`lab in ${dir}: ${allUp ? 'up' : procs.some((p) => p.running) ? 'partly up' : 'down'}`);
+    ctx.out.line(`vault endpoint: ${state.vaultUrl} (vault '${state.vaultName}'): ${health}`);
+    ctx.out.line(`admin token: ${state.adminTokenFile}`);
+    ctx.out.line('');
+    ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'STATE', 'STARTED'], procs.map((p) => [
+      p.name, p.kind === 'vault' ? 'vault' : `${p.role ?? '?'} (site ${p.site ?? '?'})`, String(p.pid), p.running ? 'running' : 'stopped', ago(p.startedAt, now),
+    ])));
+  }
+  return allUp ? EXIT.ok : EXIT.failed;
+};
+
+export const labDown: Command = async (args, ctx) => {
+  const { values } = parse(args, { dir: { type: 'string' }, timeout: { type: 'string' }, purge: { type: 'boolean' } }, DOWN_USAGE);
+  const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
+  const timeoutMs = (intOption(values, 'timeout', 1, 3600) ?? 15) * 1000;
+  const state = await readLabState(dir);
+  if (state === undefined) {
+    ctx.out.line(`no lab in ${dir}: nothing to stop`);
+    if (values.purge === true) await rm(dir, { recursive: true, force: true });
+    return EXIT.ok;
+  }
+  const agents = state.processes.filter((p) => p.kind === 'agent');
+  const vaults = state.processes.filter((p) => p.kind === 'vault');
+  for (const group of [agents, vaults]) {
+    const results = await Promise.all(group.map(async (p) => [p, await stopProcess(p.pid, p.dataDir, timeoutMs)] as const));
+    for (const [p, r] of results) {
+      ctx.out.line(`${p.name}: ${r === 'gone' ? 'not running' : r === 'terminated' ? `stopped (pid ${p.pid})` : `killed after ${timeoutMs / 1000} s (pid ${p.pid})`}`);
+    }
+  }
+  if (values.purge === true) {
+    await rm(dir, { recursive: true, force: true });
+    ctx.out.line(`lab down; ${dir} removed`);
+  } else {
+    await writeLabState({ ...state, downAt: new Date().toISOString() });
+    ctx.out.line(`lab down; its data stays in ${dir} (\`lifeboat lab up\` resumes it, \`lifeboat lab down --purge\` removes it)`);
+  }
+  return EXIT.ok;
+};
+
+async function requireLab(values: Readonly<Record<string, unknown>>, ctx: CliContext): Promise<{ dir: string; state: LabState }> {
+  const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
+  const state = await readLabState(dir);
+  if (state === undefined) throw new NotFoundError('lab.notFound', `no lab in ${dir} (${labStateFile(dir)} is missing)`, 'start one with `lifeboat lab up`');
+  return { dir, state };
+}
+
+async function createDemoVms(labRoot: string, vms: (typeof LAB_HOSTS)[number]['vms'], diskBytes: number, rate: number): Promise<void> {
+  const hv = await LabHypervisor.open({ labRoot });
+  try {
+    const existing = new Set((await hv.list()).map((v) => v.name));
+    for (const vm of vms) {
+      if (existing.has(vm.name)) continue;
+      await hv.create({
+        name: vm.name,
+        disks: [{ id: 'disk0', sizeBytes: diskBytes }],
+        nics: [{ name: 'nic0', network: 'lab-net' }],
+        workload: { seed: vm.seed, pattern: vm.pattern, bytesPerSecond: rate },
+        tags: { 'lifeboat.lab.demo': 'true' },
+      });
+      await hv.start(vm.name);
+    }
+  } finally {
+    // Running VMs are remembered as running: the agent starts them again.
+    await hv.close();
+  }
+}
+
+/** Read the vault's log from `from` until it says where it listens. */
+async function waitForListening(log: string, from: number, pid: number, dataDir: string, deadline: number): Promise<string> {
+  let url: string | undefined;
+  await waitFor('the vault to listen', deadline, async () => {
+    const text = (await readFile(log, 'utf8')).slice(from);
+    url = /vault listening on (\S+)/.exec(text)?.[1];
+    if (url === undefined && !isAlive(pid, dataDir)) {
+      throw new LifeboatError('lab.processDied', 'nonRecoverable', `the vault (pid ${pid}) stopped during start-up: ${text.trim().split('\n').slice(-3).join(' | ')}`, { hint: `see ${log}` });
+    }
+    return url !== undefined;
+  });
+  return url!;
+}
+
+async function waitFor(what: string, deadline: number, check: () => Promise<boolean>): Promise<void> {
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) {
+      throw new LifeboatError('lab.timeout', 'recoverable', `timed out waiting for ${what}`, { hint: 'see the logs in the lab folder\'s logs/; `lifeboat lab status` shows what runs' });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function sizeOf(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
+}
