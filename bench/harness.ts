@@ -8,7 +8,7 @@
  * page cache serves both our code and the baseline alike.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,6 +32,8 @@ export interface BenchResult {
   readonly ratios: Readonly<Record<string, number>>;
   /** Target per the issue, and whether it was met. */
   readonly targets: ReadonlyArray<{ readonly what: string; readonly met: boolean }>;
+  /** Settings used and facts worth recording with the numbers. */
+  readonly notes?: readonly string[];
 }
 
 /** Time an async function. */
@@ -42,18 +44,18 @@ export async function timeIt<T>(fn: () => Promise<T>): Promise<{ result: T; seco
 }
 
 /** Run a command to completion; rejects on a non-zero exit with its stderr. */
-export async function run(cmd: string, args: readonly string[]): Promise<{ seconds: number; stdout: string }> {
+export async function run(cmd: string, args: readonly string[]): Promise<{ seconds: number; stdout: string; stderr: string }> {
   const start = process.hrtime.bigint();
-  const stdout = await new Promise<string>((resolve, reject) => {
+  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err}`))));
+    child.on('exit', (code) => (code === 0 ? resolve({ stdout: out, stderr: err }) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err}`))));
   });
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, stdout };
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, stdout, stderr };
 }
 
 /** A temporary folder for one benchmark, removed by `dispose`. */
@@ -90,8 +92,8 @@ export type ChunkKind = 'random' | 'zero' | 'text';
 /**
  * Write a test disk of `size` bytes in 1 MiB chunks whose kinds follow
  * `mix` (fractions summing to 1), shuffled with a seed. Zero chunks are holes
- * (the file is sparse). Random chunks come from a counter-mode SHA-256 stream,
- * so they do not compress.
+ * (the file is sparse). Random chunks are an AES-256-CTR keystream keyed by
+ * the seed and the chunk index, so they do not compress and cost little to make.
  */
 export async function makeDisk(
   file: string,
@@ -129,9 +131,7 @@ export async function makeDisk(
         text.copy(buf);
         buf.writeUInt32LE(i, 0); // no two text chunks are identical
       } else {
-        for (let off = 0; off < MiB; off += 32) {
-          createHash('sha256').update(`${seed}:${i}:${off}`).digest().copy(buf, off);
-        }
+        randomChunk(seed, i).copy(buf);
       }
       const len = Math.min(MiB, size - i * MiB);
       await fh.write(buf, 0, len, i * MiB);
@@ -140,6 +140,23 @@ export async function makeDisk(
     await fh.close();
   }
   return counts;
+}
+
+const ZERO_MIB = Buffer.alloc(MiB);
+
+/** 1 MiB of incompressible bytes, the same for the same seed and index. */
+export function randomChunk(seed: number, index: number): Buffer {
+  const key = createHash('sha256').update(`${seed}:${index}`).digest();
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(ZERO_MIB), cipher.final()]);
+}
+
+/**
+ * Write every dirty page of the system to disk, so that one contender's
+ * write-back does not land in the next one's time.
+ */
+export async function settle(): Promise<void> {
+  await run('sync', []);
 }
 
 /** Read a file once so the page cache holds it for every contender. */
@@ -196,9 +213,89 @@ export async function report(result: BenchResult): Promise<void> {
   lines.push('');
   for (const [k, v] of Object.entries(result.ratios)) lines.push(`- ${k}: **${v.toFixed(2)}**`);
   for (const t of result.targets) lines.push(`- target ${t.what}: ${t.met ? 'met' : '**not met**'}`);
+  for (const n of result.notes ?? []) lines.push(`- ${n}`);
+  lines.push(`- machine: ${machine()}; load average at the end: ${loadAverage()}`);
   lines.push('');
   console.log(lines.join('\n'));
   const out = path.join(process.env.LIFEBOAT_ROOT ?? process.cwd(), 'bench', 'out');
   await fs.mkdir(out, { recursive: true });
-  await fs.writeFile(path.join(out, `${result.benchmark.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.json`), JSON.stringify({ machine: machine(), ...result }, null, 2));
+  await fs.writeFile(path.join(out, `${result.benchmark.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.json`), JSON.stringify({ machine: machine(), loadAverage: loadAverage(), ...result }, null, 2));
+}
+
+/** A numeric knob of a benchmark, overridable from the environment (for tuning sweeps). */
+export function knob(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
+  return v;
+}
+
+/** Fail the benchmark unless `copy` holds exactly the bytes of `original`: a fast wrong copy is a failure. */
+export async function assertSameContent(what: string, original: string, copy: string): Promise<void> {
+  await assertDigest(what, copy, await fileDigest(original));
+}
+
+/** Fail the benchmark unless `file` has the SHA-256 `expected` (hex). */
+export async function assertDigest(what: string, file: string, expected: string): Promise<void> {
+  const got = await fileDigest(file);
+  if (got !== expected) throw new Error(`${what}: ${file} is wrong (sha256 ${got}, expected ${expected})`);
+}
+
+/** Bytes a file occupies on disk (allocated blocks), to show what stayed sparse. */
+export async function allocatedBytes(file: string): Promise<number> {
+  return (await fs.stat(file)).blocks * 512;
+}
+
+/** Load average over the last minute, recorded with results: the cores are shared. */
+export function loadAverage(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(' ');
+}
+
+/** Median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** One side of a comparison: `timed` runs the step and returns its seconds. */
+export interface Contender {
+  readonly name: string;
+  /** Untimed, before every run of this contender (after the shared `prepare`). @default none */
+  readonly before?: () => Promise<void>;
+  readonly timed: () => Promise<number>;
+  /** Untimed, after every run: check the result (a fast wrong copy is a failure). @default none */
+  readonly verify?: () => Promise<void>;
+}
+
+/** Times of one contender: the median and every run. */
+export interface ContenderTimes {
+  readonly name: string;
+  readonly seconds: number;
+  readonly all: readonly number[];
+}
+
+/**
+ * Run the contenders in `runs` interleaved rounds (a, b, c, a, b, c, …), each
+ * run after `prepare`, so that a drift of the machine (other processes on the
+ * shared cores) falls on every contender alike. Returns each one's median.
+ */
+export async function compete(runs: number, prepare: () => Promise<void>, contenders: readonly Contender[]): Promise<ContenderTimes[]> {
+  const all = contenders.map(() => [] as number[]);
+  for (let round = 0; round < runs; round++) {
+    for (const [i, c] of contenders.entries()) {
+      await prepare();
+      await c.before?.();
+      global.gc?.();
+      all[i]!.push(await c.timed());
+      await c.verify?.();
+    }
+  }
+  return contenders.map((c, i) => ({ name: c.name, seconds: median(all[i]!), all: all[i]! }));
+}
+
+/** Wait `seconds`. */
+export function rest(seconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 }
