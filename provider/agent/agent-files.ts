@@ -13,6 +13,7 @@
  *   ca.crt                       the vault CA certificate: the only trust anchor for peers
  *   items/<itemUid>.json         one record per replication relationship (item-records.ts)
  *   items/<itemUid>/<disk>.replication.json   replication progress of a source disk
+ *   commands/<id>.json           commands taken and not yet reported finished (command-journal.ts)
  *   replicas/                    the replica store (recovery role; docs/replica-format.md)
  *   lab/                         the lab hypervisor's VMs (docs/lab.md)
  *   control.sock                 the local control socket (control-server.ts)
@@ -33,6 +34,7 @@ export interface AgentPaths {
   readonly cert: string;
   readonly ca: string;
   readonly itemsDir: string;
+  readonly commandsDir: string;
   readonly replicasDir: string;
   readonly labDir: string;
   readonly controlSocket: string;
@@ -49,6 +51,7 @@ export function agentPaths(root: string): AgentPaths {
     cert: path.join(r, 'agent.crt'),
     ca: path.join(r, 'ca.crt'),
     itemsDir: path.join(r, 'items'),
+    commandsDir: path.join(r, 'commands'),
     replicasDir: path.join(r, 'replicas'),
     labDir: path.join(r, 'lab'),
     controlSocket: path.join(r, 'control.sock'),

@@ -11,13 +11,16 @@
  * item's uid). When the vault answers `cancelRequested`, the handler's signal
  * is aborted and its outcome is reported as the vault expects.
  *
- * `stop()` abandons running commands without reporting them: the vault
- * delivers them again once their lease expires, to the restarted agent.
+ * `stop()` abandons running commands without reporting them. Each command
+ * is journaled before it runs and forgotten once the vault has its final
+ * report, so a restarted agent resumes the commands it had at once (the
+ * vault would otherwise deliver them again only when their lease expires).
  */
 
 import { type Clock, systemClock } from '../clock';
 import { LifeboatError, categoryOf } from '../errors';
 import { backoffDelay } from '../replication/retry';
+import { type CommandJournal, noCommandJournal } from './command-journal';
 import { type AgentCommand, type CommandUpdate, type VaultChannel } from './vault-channel';
 
 /** What a handler gets besides the command. */
@@ -37,6 +40,8 @@ export interface CommandRunnerOptions {
   readonly channel: VaultChannel;
   /** Handlers by command type; an unknown type fails with `agent.unknownCommand` (non-recoverable). */
   readonly handlers: Readonly<Record<string, CommandHandler>>;
+  /** Commands taken and not finished, resumed at `start`. @default none kept */
+  readonly journal?: CommandJournal;
   /** The vault's command lease; `Running` reports go out three times per lease. */
   readonly leaseSeconds: number;
   /** Long-poll wait, seconds (0–60). @default 30 */
@@ -80,9 +85,23 @@ export class CommandRunner {
     this.clock = o.clock ?? systemClock;
   }
 
-  /** Start polling. Idempotent. */
+  /** Resume the journaled commands, then start polling. Idempotent. */
   start(): void {
-    this.loop ??= this.run();
+    this.loop ??= (async () => {
+      try {
+        for (const c of await this.journal.list()) {
+          this.o.log('info', `resuming command ${c.type} ${c.id} taken before the agent restarted`);
+          this.accept(c);
+        }
+      } catch (e) {
+        this.o.log('warn', `cannot read the command journal: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      await this.run();
+    })();
+  }
+
+  private get journal(): CommandJournal {
+    return this.o.journal ?? noCommandJournal;
   }
 
   /** Stop polling; running handlers are aborted and not reported. Resolves when the loop ended. */
@@ -137,6 +156,7 @@ export class CommandRunner {
 
   private async execute(entry: Entry): Promise<void> {
     const { command } = entry;
+    await this.journal.save(command).catch((e: unknown) => this.o.log('warn', `cannot journal command ${command.id}: ${e instanceof Error ? e.message : String(e)}`));
     await this.send(entry, { state: 'Running', progress: 0 });
     const leaseEvery = Math.max(1000, (this.o.leaseSeconds * 1000) / 3);
     const keeper = setInterval(() => {
@@ -185,11 +205,13 @@ export class CommandRunner {
     for (let attempt = 1; !this.stopper.signal.aborted; attempt++) {
       try {
         await this.o.channel.reportCommand(entry.command.id, entry.final!);
+        await this.journal.remove(entry.command.id).catch(() => undefined);
         return;
       } catch (e) {
         if (this.stopper.signal.aborted) return;
         if (LifeboatError.isInstance(e) && (e.code === 'object.notFound' || e.code === 'command.alreadyFinished')) {
           this.o.log('warn', `command ${entry.command.id}: final report not taken (${e.code})`);
+          await this.journal.remove(entry.command.id).catch(() => undefined);
           return;
         }
         if (isAuthRefusal(e)) return;

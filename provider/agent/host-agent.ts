@@ -23,6 +23,7 @@ import { backoffDelay } from '../replication/retry';
 import { SECOND } from '../units';
 import { type AgentPaths, agentPaths, ensureDataDir, readOptional, writeFileAtomic } from './agent-files';
 import { commandHandlers } from './command-handlers';
+import { fileCommandJournal } from './command-journal';
 import { type AgentLogger, CommandRunner, isAuthRefusal } from './command-runner';
 import { ControlServer, MAX_SOCKET_PATH } from './control-server';
 import { loadRecords, type ItemRecord, type SourceRecord } from './item-records';
@@ -250,6 +251,7 @@ export class HostAgent {
         changed: () => this.changed(),
         now: () => this.clock.now(),
       }),
+      journal: fileCommandJournal(this.paths.commandsDir),
       leaseSeconds: this.identity.commandLeaseSeconds,
       waitSeconds: Math.max(1, Math.min(this.o.pollWaitSeconds ?? 20, this.identity.heartbeatIntervalSeconds)),
       clock: this.clock,
