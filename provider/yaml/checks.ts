@@ -227,7 +227,8 @@ class Checker {
       listOf(raw.groups).forEach((g, j) => {
         if (!isObject(g)) return;
         listOf(g.vms).forEach((v, k) => {
-          if (typeof v !== 'string') return;
+          // An exact repeat within the group is the schema's (uniqueItems).
+          if (typeof v !== 'string' || listOf(g.vms).indexOf(v) < k) return;
           const at = `/recoveryPlans/${i}/groups/${j}/vms/${k}`;
           const vm = this.vms.get(v);
           if (vm === undefined && this.vms.complete) {
@@ -238,8 +239,7 @@ class Checker {
           if (prev === undefined) seen.set(key, { group: j, path: at });
           else if (prev.group !== j) {
             this.add('protection.vmTwiceInPlan', at, `'${v}' is already in group ${prev.group} of this plan (${this.describe(prev.path)}); a VM belongs to one group of a plan`);
-          } else if (listOf(g.vms).indexOf(v) === k) {
-            // An exact repeat is the schema's (uniqueItems); a repeat in another spelling is ours.
+          } else {
             this.add('protection.vmTwiceInPlan', at, `'${v}' is already in this group (${this.describe(prev.path)}); names compare case-insensitively`);
           }
         });

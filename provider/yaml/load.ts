@@ -64,16 +64,25 @@ export function parseProtection(text: string, file: string, options: ProtectionL
     })]);
   }
 
-  const dataProblems = source.problems.map(place);
+  const dataProblems: ProtectionProblem[] = source.problems.map((p) => ({ ...p, file }));
   const taken = new Set(dataProblems.map((p) => p.path));
   const describe = (path: string): string => `line ${source.locate(path).line}`;
-  const found = [...schema.validate(data), ...checkProtection(data, { describe })]
+  const found = [...withoutEchoes(schema.validate(data)), ...checkProtection(data, { describe })]
     // A value the YAML layer already refused (an infinite number) gets no second problem.
     .filter((p) => !taken.has(p.path))
     .map(place);
   const problems = [...dataProblems, ...found];
   if (problems.length > 0) return finish(problems);
   return { problems: [], model: buildModel(data as ProtectionDocument) };
+}
+
+/**
+ * Without the problems that restate another at the same path with a
+ * condition added ("must be an array when target is not 'azure'" next to
+ * "must be an array"): the unconditional one says it all.
+ */
+function withoutEchoes(problems: readonly CodedProblem[]): CodedProblem[] {
+  return problems.filter((p) => !problems.some((q) => q !== p && q.path === p.path && p.message.startsWith(`${q.message} when `)));
 }
 
 function unreadable(file: string, e: unknown): ProtectionResult {

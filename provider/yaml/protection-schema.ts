@@ -33,6 +33,9 @@ const CODES: readonly (readonly [RegExp, string])[] = [
   [/^must (have|match) exactly one of\b/, 'schema.oneOf'],
 ];
 
+/** Problems about a value itself, whose text is worth showing (not about a list's length or a missing key). */
+const VALUE_CODES = new Set(['schema.type', 'schema.enum', 'schema.range', 'schema.const', 'schema.format', 'schema.pattern', 'schema.invalid']);
+
 /** The stable code of a schema problem. */
 export function schemaCode(p: FieldProblem): string {
   for (const [re, code] of CODES) if (re.test(p.message)) return code;
@@ -68,7 +71,7 @@ export class ProtectionSchema {
     if (this.validator(data)) return [];
     return problemsFromAjv(this.validator.errors ?? []).map((p) => {
       const code = schemaCode(p);
-      return { ...p, code, atKey: code === 'schema.unknownProperty', showActual: code !== 'schema.required' && code !== 'schema.unknownProperty' };
+      return { ...p, code, atKey: code === 'schema.unknownProperty', showActual: VALUE_CODES.has(code) };
     });
   }
 }

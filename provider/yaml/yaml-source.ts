@@ -12,8 +12,8 @@
  * node is written.
  */
 
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode, type YAMLError } from 'yaml';
-import type { CodedProblem } from './problem';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode, type YAMLError, type YAMLMap, type YAMLSeq } from 'yaml';
+import type { FieldProblem } from '../validation';
 
 /** A 1-based line and column. */
 export interface SourcePosition {
@@ -22,9 +22,12 @@ export interface SourcePosition {
 }
 
 /** A problem of the YAML text itself, already placed. */
-export interface YamlTextProblem extends CodedProblem {
+export interface YamlTextProblem extends FieldProblem {
+  readonly code: string;
   readonly line: number;
   readonly column: number;
+  /** The value as written. */
+  readonly actual?: string;
   /** The offending line, for syntax errors. */
   readonly sourceLine?: string;
 }
@@ -85,8 +88,17 @@ const SYNTAX_CODES: Readonly<Record<string, string>> = {
   RESOURCE_EXHAUSTION: 'yaml.tooLarge',
 };
 
-/** `Tabs are not allowed as indentation` from yaml's message, without its position suffix. */
+/** Our words where the parser's speak of its own API. */
+const MESSAGES: Readonly<Record<string, (yamlMessage: string) => string>> = {
+  TAB_AS_INDENT: () => 'tabs are not allowed as indentation; indent with spaces',
+  MULTIPLE_DOCS: () => 'a protection file holds one document; remove this `---` and what follows, or split the file',
+  TAG_RESOLVE_FAILED: (m) => `${m.replace(/^Unresolved tag/, 'unknown tag')}; protection files use no tags`,
+};
+
+/** `tabs are not allowed as indentation` from yaml's message, without its position suffix. */
 function syntaxMessage(e: YAMLError): string {
+  const own = MESSAGES[e.code];
+  if (own !== undefined) return own(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
   const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
   return first.charAt(0).toLowerCase() + first.slice(1);
 }
@@ -96,7 +108,9 @@ class Reader {
   readonly problems: YamlTextProblem[] = [];
   private count = 0;
   private readonly stack: YamlNode[] = [];
-  private exhausted = false;
+  /** Aliases being expanded, outermost first: offset and path. */
+  private readonly aliases: [number, string][] = [];
+  exhausted = false;
 
   constructor(
     private readonly doc: Document,
@@ -110,8 +124,8 @@ class Reader {
     return { line: p.line, column: p.col };
   }
 
-  private problem(offset: number, path: string, code: string, message: string, extra: Partial<CodedProblem> = {}): void {
-    this.problems.push({ ...this.position(offset), path, code, message, ...extra });
+  private problem(offset: number, path: string, code: string, message: string, actual?: string): void {
+    this.problems.push({ ...this.position(offset), path, code, message, ...(actual === undefined ? {} : { actual }) });
   }
 
   private record(path: string, node: YamlNode, keyOffset: number | undefined, text: string): void {
@@ -124,7 +138,9 @@ class Reader {
     if (this.exhausted) return null;
     if (++this.count > this.maxValues) {
       this.exhausted = true;
-      this.problem(node?.range?.[0] ?? fallback, path, 'yaml.tooLarge', `the document expands to more than ${this.maxValues} values (through aliases?)`);
+      // Blame the outermost alias being expanded, if any: that is where the repetition starts.
+      const [at, where] = this.aliases[0] ?? [node?.range?.[0] ?? fallback, path];
+      this.problem(at, where, 'yaml.tooLarge', `the document expands to more than ${this.maxValues} values${this.aliases.length > 0 ? ' through this alias' : ''}`);
       return null;
     }
     if (node === null) {
@@ -143,69 +159,83 @@ class Reader {
         this.problem(at, path, 'yaml.recursiveAlias', `alias *${node.source} refers to a value that contains it`);
         return null;
       }
-      this.stack.push(target);
+      this.aliases.push([at, path]);
+      let value: unknown;
       try {
-        const value = this.read(target, path, keyOffset, at);
-        // The alias itself is where the whole value is used; its parts stay at the anchor.
-        const entry = this.entries.get(path);
-        if (entry !== undefined) this.entries.set(path, { ...entry, value: at });
-        return value;
+        value = this.read(target, path, keyOffset, at);
       } finally {
-        this.stack.pop();
+        this.aliases.pop();
       }
+      // The alias itself is where the whole value is used; its parts stay at the anchor.
+      const entry = this.entries.get(path);
+      if (entry !== undefined) this.entries.set(path, { ...entry, value: at });
+      return value;
     }
     if (isScalar(node)) {
       const range = node.range ?? [fallback, fallback, fallback];
-      this.record(path, node, keyOffset, clip(this.text.slice(range[0], range[1])));
+      const written = clip(this.text.slice(range[0], range[1]));
+      this.record(path, node, keyOffset, written === '' ? 'nothing' : written);
       const v = node.value;
       if (typeof v === 'number') {
-        if (!Number.isFinite(v)) this.problem(range[0], path, 'yaml.nonFiniteNumber', 'must be a finite number', { showActual: true });
+        if (!Number.isFinite(v)) this.problem(range[0], path, 'yaml.nonFiniteNumber', 'must be a finite number', this.entries.get(path)?.text);
         return v;
       }
       if (typeof v === 'string' || typeof v === 'boolean' || v === null) return v;
-      this.problem(range[0], path, 'yaml.unsupportedValue', `a ${node.tag ?? typeof v} value is not allowed; use a string, number, boolean, mapping or sequence`);
+      const tag = (node.tag ?? typeof v).replace(/^tag:yaml\.org,2002:/, '!!');
+      this.problem(range[0], path, 'yaml.unsupportedValue', `a ${tag} value is not allowed; use a string, number, boolean, mapping or sequence`);
       return null;
     }
-    if (isSeq(node)) {
-      this.record(path, node, keyOffset, 'a sequence');
-      const out: unknown[] = [];
-      node.items.forEach((item, i) => {
-        out.push(this.read(item as YamlNode | null, `${path}/${i}`, undefined, node.range?.[0] ?? fallback));
-      });
-      return out;
+    if (!isSeq(node) && !isMap(node)) {
+      this.problem(fallback, path, 'yaml.unsupportedValue', 'unsupported YAML node');
+      return null;
     }
-    if (isMap(node)) {
-      this.record(path, node, keyOffset, 'a mapping');
-      const out: Record<string, unknown> = {};
-      const seen = new Map<string, number>();
-      for (const pair of node.items) {
-        let keyNode = pair.key as YamlNode | null;
-        const keyAt = keyNode?.range?.[0] ?? node.range?.[0] ?? fallback;
-        if (keyNode !== null && isAlias(keyNode)) keyNode = keyNode.resolve(this.doc) ?? null;
-        if (keyNode === null || !isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
-          this.problem(keyAt, path, 'yaml.invalidKey', 'a mapping key must be a string');
-          continue;
-        }
-        const key = String(keyNode.value);
-        const sub = `${path}/${pointerEscape(key)}`;
-        if (key === '<<' && keyNode.type === 'PLAIN') {
-          this.problem(keyAt, sub, 'yaml.mergeKey', 'merge keys (<<) are not supported; write the settings out (an alias can repeat a whole value)');
-          continue;
-        }
-        const first = seen.get(key);
-        if (first !== undefined) {
-          const p = this.position(first);
-          this.problem(keyAt, sub, 'yaml.duplicateKey', `duplicate key '${key}' (first at line ${p.line}, column ${p.column}); keys of a mapping are unique`);
-          continue;
-        }
-        seen.set(key, keyAt);
-        const value = this.read(pair.value as YamlNode | null, sub, keyAt, keyAt);
-        Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    // Collections being read, so that an alias inside one to itself is refused instead of expanding forever.
+    this.stack.push(node);
+    try {
+      return isSeq(node) ? this.readSeq(node, path, keyOffset, fallback) : this.readMap(node, path, keyOffset, fallback);
+    } finally {
+      this.stack.pop();
+    }
+  }
+
+  private readSeq(node: YAMLSeq, path: string, keyOffset: number | undefined, fallback: number): unknown[] {
+    this.record(path, node, keyOffset, 'a sequence');
+    const out: unknown[] = [];
+    node.items.forEach((item, i) => {
+      out.push(this.read(item as YamlNode | null, `${path}/${i}`, undefined, node.range?.[0] ?? fallback));
+    });
+    return out;
+  }
+
+  private readMap(node: YAMLMap, path: string, keyOffset: number | undefined, fallback: number): Record<string, unknown> {
+    this.record(path, node, keyOffset, 'a mapping');
+    const out: Record<string, unknown> = {};
+    const seen = new Map<string, number>();
+    for (const pair of node.items) {
+      let keyNode = pair.key as YamlNode | null;
+      const keyAt = keyNode?.range?.[0] ?? node.range?.[0] ?? fallback;
+      if (keyNode !== null && isAlias(keyNode)) keyNode = keyNode.resolve(this.doc) ?? null;
+      if (keyNode === null || !isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
+        this.problem(keyAt, path, 'yaml.invalidKey', 'a mapping key must be a string');
+        continue;
       }
-      return out;
+      const key = String(keyNode.value);
+      const sub = `${path}/${pointerEscape(key)}`;
+      if (key === '<<' && keyNode.type === 'PLAIN') {
+        this.problem(keyAt, sub, 'yaml.mergeKey', 'merge keys (<<) are not supported; write the settings out (an alias can repeat a whole value)');
+        continue;
+      }
+      const first = seen.get(key);
+      if (first !== undefined) {
+        const p = this.position(first);
+        this.problem(keyAt, sub, 'yaml.duplicateKey', `duplicate key '${key}' (first at line ${p.line}, column ${p.column}); keys of a mapping are unique`);
+        continue;
+      }
+      seen.set(key, keyAt);
+      const value = this.read(pair.value as YamlNode | null, sub, keyAt, keyAt);
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
     }
-    this.problem(fallback, path, 'yaml.unsupportedValue', 'unsupported YAML node');
-    return null;
+    return out;
   }
 }
 
@@ -213,7 +243,7 @@ class Reader {
  * Read a YAML text into JSON data with positions. Pure; never throws for
  * bad input: syntax errors (each with its offending line), duplicate keys,
  * aliases to nothing and values outside the JSON data model are `problems`.
- * After a syntax error `data` is `undefined` (the structure may be misread);
+ * After a syntax error or a document too large `data` is `undefined` (the structure may be misread);
  * after data-model problems it holds what could be read.
  */
 export function readYaml(text: string, options: ReadYamlOptions = {}): YamlSource {
@@ -236,7 +266,11 @@ export function readYaml(text: string, options: ReadYamlOptions = {}): YamlSourc
   const contents = doc.contents as YamlNode | null;
   let data: unknown;
   if (problems.length === 0 && contents !== null) data = reader.read(contents, '', undefined, 0);
-  problems.push(...reader.problems);
+  if (reader.exhausted) {
+    // What was read before the limit is a fragment: nothing more to say about it.
+    data = undefined;
+    problems.push(...reader.problems.filter((p) => p.code === 'yaml.tooLarge'));
+  } else problems.push(...reader.problems);
 
   const nearest = (path: string): Entry | undefined => {
     for (let p: string | undefined = path; p !== undefined; p = parentOf(p)) {
