@@ -386,6 +386,8 @@ export class SourceItem {
           if (stopper.signal.aborted) return;
           if (this.waiting?.startsWith(`disk ${slot.disk.id}:`) === true) this.waiting = undefined;
           slot.replicator = replicator;
+          // The pass counters are persisted: count only what this process sends.
+          slot.counters.lastPassSent = replicator.status.stats.sentBytes;
           const loop = new ReplicationLoop({
             replicator,
             source: tracker,

@@ -41,11 +41,13 @@ export const labUp: Command = async (args, ctx) => {
   const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
   const diskBytes = (intOption(values, 'disk-mib', 1, 1024 * 1024) ?? 64) * MiB;
   const rate = (intOption(values, 'rate-kib', 1, 1024 * 1024) ?? 64) * KiB;
-  const frequencyMs = intOption(values, 'frequency-ms', 100, 3_600_000);
+  const frequencyOption = intOption(values, 'frequency-ms', 100, 3_600_000);
   const timeoutMs = (intOption(values, 'timeout', 1, 3600) ?? 60) * 1000;
   const deadline = Date.now() + timeoutMs;
   await mkdir(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
   const previous = await readLabState(dir);
+  // A restart keeps the copy frequency override the lab was first started with.
+  const frequencyMs = frequencyOption ?? previous?.frequencyMs;
   const now = new Date().toISOString();
   const procs = new Map<string, LabProcess>();
   for (const p of previous?.processes ?? []) if (isAlive(p.pid, p.dataDir)) procs.set(p.name, p);
@@ -55,6 +57,7 @@ export const labUp: Command = async (args, ctx) => {
     const state: LabState = {
       version: 1, dir, vaultUrl: url, vaultPort: Number(new URL(url).port), vaultName: LAB_VAULT, adminTokenFile: tokenFile,
       processes: ['vault', ...LAB_HOSTS.map((h) => h.name)].map((n) => procs.get(n) ?? previous?.processes.find((p) => p.name === n)).filter((p): p is LabProcess => p !== undefined),
+      ...(frequencyMs === undefined ? {} : { frequencyMs }),
       upAt: now,
     };
     await writeLabState(state);

@@ -42,6 +42,8 @@ export interface LabState {
   /** The admin token file (mode 0600); the token itself is never printed. */
   readonly adminTokenFile: string;
   readonly processes: readonly LabProcess[];
+  /** `--frequency-ms` of the first `up` (test only), kept for restarts. @default none */
+  readonly frequencyMs?: number;
   /** ISO time of the last `lab up`. */
   readonly upAt: string;
   /** ISO time of the last `lab down`, if it came after the last `up`. */

@@ -114,7 +114,8 @@ export class TestLab {
   async kill9(name: string): Promise<void> {
     const pid = this.pid(name);
     process.kill(pid, 'SIGKILL');
-    await waitFor(`${name} (pid ${pid}) to die`, async () => (existsSync(`/proc/${pid}`) && !(await isZombie(pid)) ? undefined : true), 10_000);
+    // Gone, not merely a zombie: the lab driver's lock takes any pid that still exists for alive.
+    await waitFor(`${name} (pid ${pid}) to die and be reaped`, async () => (existsSync(`/proc/${pid}`) ? undefined : true), 10_000, 20);
   }
 
   /** A source disk's replication progress file (docs/replication.md §4). */
@@ -176,14 +177,5 @@ export class TestLab {
       return `--- ${n}.log\n${text.split('\n').slice(-25).join('\n')}`;
     }));
     return parts.join('\n');
-  }
-}
-
-async function isZombie(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
   }
 }
