@@ -37,7 +37,7 @@ export interface ReplicatorOptions {
   readonly progressFile: string;
   /** @default systemClock */
   readonly clock?: Clock;
-  /** Unit a pass reads and tests for zeros. @default 1 MiB */
+  /** Unit a pass reads (zeros are skipped per 4 KiB within it). @default 1 MiB */
   readonly chunkBytes?: number;
   /** Pass bytes per replica cycle (one persisted cursor step). @default 64 MiB */
   readonly batchBytes?: number;
@@ -99,14 +99,25 @@ interface Progress extends ReplicationProgress {
   readonly lastSyncAt?: number;
 }
 
-const ZERO_CHUNK = Buffer.alloc(4 * MiB);
+/** Granularity of zero detection in a copy pass. */
+const SPARSE_GRAIN = 4 * KiB;
+const ZERO_GRAIN = Buffer.alloc(SPARSE_GRAIN);
 
-function isZero(buf: Buffer): boolean {
-  for (let at = 0; at < buf.length; at += ZERO_CHUNK.length) {
-    const n = Math.min(ZERO_CHUNK.length, buf.length - at);
-    if (!buf.subarray(at, at + n).equals(ZERO_CHUNK.subarray(0, n))) return false;
+/** `[from, to)` runs of `buf` that are not all zero, in `grain`-sized steps. */
+export function nonZeroRuns(buf: Buffer, grain: number): Array<readonly [number, number]> {
+  const runs: Array<readonly [number, number]> = [];
+  let start = -1;
+  for (let at = 0; at < buf.length; at += grain) {
+    const end = Math.min(at + grain, buf.length);
+    const zero = buf.subarray(at, end).equals(ZERO_GRAIN.subarray(0, end - at));
+    if (!zero && start < 0) start = at;
+    if (zero && start >= 0) {
+      runs.push([start, at]);
+      start = -1;
+    }
   }
-  return true;
+  if (start >= 0) runs.push([start, buf.length]);
+  return runs;
 }
 
 function totalOf(regions: readonly Region[]): number {
@@ -540,6 +551,10 @@ export class DiskReplicator {
     }
   }
 
+  /**
+   * Copy pass: read a chunk, send its non-zero runs (4 KiB granularity, as
+   * `cp --sparse` does), skip the rest: a new replica reads as zeros.
+   */
   private async copyBatch(batch: readonly Region[], w: CycleWriter, stats: PassStats): Promise<PassStats> {
     let { scannedBytes, sentBytes, skippedBytes } = stats;
     for (const r of batch) {
@@ -548,13 +563,12 @@ export class DiskReplicator {
         const len = Math.min(this.chunkBytes, r.offset + r.length - at);
         const data = await this.o.source.read(at, len);
         scannedBytes += len;
-        if (isZero(data)) {
-          skippedBytes += len;
-          continue;
+        for (const [from, to] of nonZeroRuns(data, SPARSE_GRAIN)) {
+          await this.o.limiter?.take(to - from, this.o.signal);
+          await w.write(at + from, data.subarray(from, to));
+          sentBytes += to - from;
         }
-        await this.o.limiter?.take(len, this.o.signal);
-        await w.write(at, data);
-        sentBytes += len;
+        skippedBytes = scannedBytes - sentBytes;
       }
     }
     return { ...stats, scannedBytes, sentBytes, skippedBytes };

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { ManualClock } from '../../../provider/clock';
 import { LifeboatError, RecoverableError } from '../../../provider/errors';
 import { MINUTE, KiB } from '../../../provider/units';
-import { DiskReplicator, needsResync } from '../../../provider/replication/replicator';
+import { DiskReplicator, needsResync, nonZeroRuns } from '../../../provider/replication/replicator';
 import { TrackedDisk } from '../../../provider/replication/tracker';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo, type ReplicaDisk } from '../../../provider/replication/target';
 import { DelegatingReplicaDisk } from './delegating-replica';
@@ -371,5 +371,26 @@ describe('replication/replicator: every retained point equals the source at its 
       await closeWorld(w);
       await fsp.rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('replication/replicator: nonZeroRuns', () => {
+  it('finds exactly the non-zero grains, coalesced into runs', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 255 })), { maxLength: 64 }), fc.integer({ min: 1, max: 8 }), (grains, grain) => {
+        // A buffer of `grains.length` grains; a grain is all zero or holds one non-zero byte.
+        const buf = Buffer.alloc(grains.length * grain);
+        grains.forEach((v, i) => { buf[i * grain + (v % grain)] = v; });
+        const runs = nonZeroRuns(buf, grain);
+        const covered = new Array<boolean>(grains.length).fill(false);
+        for (const [from, to] of runs) {
+          assert.ok(from % grain === 0 && to % grain === 0 && to > from);
+          for (let g = from / grain; g < to / grain; g++) covered[g] = true;
+        }
+        assert.deepEqual(covered, grains.map((v) => v !== 0));
+        for (let i = 1; i < runs.length; i++) assert.ok(runs[i]![0] > runs[i - 1]![1], 'runs are coalesced');
+      }),
+      { seed: 7, numRuns: 300 },
+    );
   });
 });
