@@ -89,7 +89,7 @@ function genSites(g: Gen): SiteModel[] {
     return out;
   };
   return byName(uniqueNames(g, 1, 4).map((name): SiteModel => {
-    const kind = g(fc.constantFrom<SiteModel['kind']>, 'hyperv-site', 'vmm-cloud');
+    const kind = pick<SiteModel['kind']>(g, ['hyperv-site', 'vmm-cloud']);
     const clouds: CloudModel[] = kind === 'hyperv-site' ? [] : uniqueNames(g, 1, 3).map((c) => ({ name: c, ...opt('description', maybe(g, textArb)), hosts: take() }));
     return { name, kind, ...opt('description', maybe(g, textArb)), hosts: take(), clouds, timeZone: g(() => zoneArb) };
   }));
@@ -103,7 +103,7 @@ function siteRefs(sites: readonly SiteModel[]): { ref: string; site: string; clo
 function genPolicies(g: Gen, sites: readonly SiteModel[]): PolicyModel[] {
   const refs = siteRefs(sites);
   return byName(uniqueNames(g, 0, 3).map((name): PolicyModel => {
-    const target = sites.length < 2 ? 'azure' : g(fc.constantFrom<PolicyModel['target']>, 'secondary-site', 'azure');
+    const target = sites.length < 2 ? 'azure' : pick<PolicyModel['target']>(g, ['secondary-site', 'azure']);
     const retention = g(fc.integer, { min: 0, max: 24 });
     const sources = subset(g, refs, 0, 3);
     const associations: AssociationModel[] = sources.map((s) => {
@@ -115,10 +115,10 @@ function genPolicies(g: Gen, sites: readonly SiteModel[]): PolicyModel[] {
       name,
       ...opt('description', maybe(g, textArb)),
       target,
-      replicationFrequencySeconds: g(fc.constantFrom<PolicyModel['replicationFrequencySeconds']>, 30, 300, 900),
+      replicationFrequencySeconds: pick<PolicyModel['replicationFrequencySeconds']>(g, [30, 300, 900]),
       recoveryPointRetentionHours: retention,
       appConsistentSnapshotFrequencyHours: g(fc.integer, { min: 0, max: Math.min(12, retention) }),
-      initialReplication: { method: g(fc.constantFrom<'online' | 'offline'>, 'online', 'offline'), ...opt('startTime', maybe(g, dateArb)) },
+      initialReplication: { method: pick<'online' | 'offline'>(g, ['online', 'offline']), ...opt('startTime', maybe(g, dateArb)) },
       compression: g(fc.boolean),
       authentication: 'certificate',
       ...opt('replicationPort', maybe(g, fc.integer({ min: 1, max: 65535 }))),
