@@ -144,8 +144,7 @@ class Reader {
       return null;
     }
     if (node === null) {
-      // `key:` with nothing after it.
-      this.entries.set(path, { value: keyOffset ?? fallback, ...(keyOffset === undefined ? {} : { key: keyOffset }), text: 'null' });
+      this.entries.set(path, { value: keyOffset ?? fallback, ...(keyOffset === undefined ? {} : { key: keyOffset }), text: 'nothing' });
       return null;
     }
     if (isAlias(node)) {
@@ -174,7 +173,11 @@ class Reader {
     if (isScalar(node)) {
       const range = node.range ?? [fallback, fallback, fallback];
       const written = clip(this.text.slice(range[0], range[1]));
-      this.record(path, node, keyOffset, written === '' ? 'nothing' : written);
+      if (written === '') {
+        // `key:` with nothing after it: the key is where the value is missing.
+        const at = keyOffset ?? range[0];
+        this.entries.set(path, { value: at, ...(keyOffset === undefined ? {} : { key: keyOffset }), text: 'nothing' });
+      } else this.record(path, node, keyOffset, written);
       const v = node.value;
       if (typeof v === 'number') {
         if (!Number.isFinite(v)) this.problem(range[0], path, 'yaml.nonFiniteNumber', 'must be a finite number', this.entries.get(path)?.text);
