@@ -9,7 +9,7 @@ const layers = ['cli', 'pulumi', 'yaml', 'client', 'vault', 'agent', 'hypervisor
 
 // Processes that must not share code paths even though the list allows it.
 const extraForbidden = {
-  pulumi: ['vault', 'agent', 'hypervisor', 'targets', 'replication', 'format', 'yaml'],
+  pulumi: ['vault', 'agent', 'hypervisor', 'targets', 'replication', 'format'],
   // The schemas of schemas/ and their error formatting: shared by the vault, the client, Pulumi and YAML.
   validation: [],
   client: ['vault', 'agent', 'hypervisor', 'targets', 'replication', 'format'],
