@@ -17,7 +17,7 @@
  * vault would otherwise deliver them again only when their lease expires).
  */
 
-import { type Clock, systemClock } from '../clock';
+import { type Clock, repeat, systemClock } from '../clock';
 import { LifeboatError, categoryOf } from '../errors';
 import { backoffDelay } from '../replication/retry';
 import { type CommandJournal, noCommandJournal } from './command-journal';
@@ -36,8 +36,11 @@ export type CommandHandler = (command: AgentCommand, ctx: CommandContext) => Pro
 
 export type AgentLogger = (level: 'info' | 'warn' | 'error', message: string) => void;
 
+/** The part of the vault channel the runner uses. */
+export type CommandChannel = Pick<VaultChannel, 'poll' | 'reportCommand'>;
+
 export interface CommandRunnerOptions {
-  readonly channel: VaultChannel;
+  readonly channel: CommandChannel;
   /** Handlers by command type; an unknown type fails with `agent.unknownCommand` (non-recoverable). */
   readonly handlers: Readonly<Record<string, CommandHandler>>;
   /** Commands taken and not finished, resumed at `start`. @default none kept */
@@ -104,7 +107,11 @@ export class CommandRunner {
     return this.o.journal ?? noCommandJournal;
   }
 
-  /** Stop polling; running handlers are aborted and not reported. Resolves when the loop ended. */
+  /**
+   * Stop polling; running handlers get their signal aborted and are not
+   * reported (nor waited for). Resolves when the loop and the reports in
+   * flight ended.
+   */
   async stop(): Promise<void> {
     this.stopper.abort(new LifeboatError('agent.stopping', 'recoverable', 'the agent is stopping'));
     for (const e of this.entries.values()) if (e.final === undefined) e.abort.abort(this.stopper.signal.reason);
@@ -151,7 +158,8 @@ export class CommandRunner {
     const entry: Entry = { command, abort: new AbortController(), progress: 0, message: undefined, final: undefined, finishedAt: undefined, lastSent: 0 };
     this.entries.set(command.id, entry);
     this.o.log('info', `command ${command.type} ${command.id}${command.deliveries > 1 ? ` (delivery ${command.deliveries})` : ''}: started`);
-    this.track(this.execute(entry));
+    // Not tracked: `stop()` does not wait for handlers (they see their signal aborted).
+    void this.execute(entry);
   }
 
   private async execute(entry: Entry): Promise<void> {
@@ -159,13 +167,15 @@ export class CommandRunner {
     await this.journal.save(command).catch((e: unknown) => this.o.log('warn', `cannot journal command ${command.id}: ${e instanceof Error ? e.message : String(e)}`));
     await this.send(entry, { state: 'Running', progress: 0 });
     const leaseEvery = Math.max(1000, (this.o.leaseSeconds * 1000) / 3);
-    const keeper = setInterval(() => {
+    const keeper = repeat(this.clock, leaseEvery, () => {
       if (entry.final === undefined && this.clock.now() - entry.lastSent >= leaseEvery * 0.9) {
         this.track(this.send(entry, { state: 'Running', progress: entry.progress, ...(entry.message === undefined ? {} : { message: entry.message }) }));
       }
-    }, leaseEvery);
+    }, () => undefined);
     let update: CommandUpdate;
     try {
+      // Withdrawn already (the answer to the acknowledgement said so): do not start it.
+      if (entry.abort.signal.aborted) throw entry.abort.signal.reason;
       const handler = this.o.handlers[command.type];
       if (handler === undefined) {
         throw new LifeboatError('agent.unknownCommand', 'nonRecoverable', `this agent does not know command type ${command.type}`, {
@@ -183,15 +193,18 @@ export class CommandRunner {
         },
       });
       update = { state: 'Succeeded', result };
+      if (this.stopper.signal.aborted) {
+        this.entries.delete(command.id);
+        return;
+      }
     } catch (e) {
       if (this.stopper.signal.aborted) {
-        clearInterval(keeper);
         this.entries.delete(command.id);
         return;
       }
       update = { state: 'Failed', error: errorInfo(e) };
     } finally {
-      clearInterval(keeper);
+      keeper.cancel();
     }
     entry.final = update;
     entry.finishedAt = this.clock.now();
