@@ -100,6 +100,7 @@ function safeName(uid: string): string {
 
 /** Write (replace) a record. */
 export async function saveRecord(itemsDir: string, record: ItemRecord): Promise<void> {
+  await fs.mkdir(itemsDir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(recordFile(itemsDir, record.role, record.itemUid), `${JSON.stringify(record, null, 2)}\n`, 0o600);
 }
 
