@@ -126,7 +126,7 @@ describe('agent/command-handlers (one process: lab hypervisor, replica service)'
     assert.ok(after.stats.comparedBlocks > 0, 'the resync compared block digests');
 
     await run(recHandlers, cmd('replica.configure', { policy, targetVm: { name: 'web01-dr' }, networkMappings: [{ sourceNetwork: 'a', targetNetwork: 'b' }] }));
-    const rec = (await loadRecords(recovery.itemsDir))[0] as { targetVm: { name?: string }; networkMappings: unknown[] };
+    const rec = (await loadRecords(recovery.itemsDir))[0] as unknown as { targetVm: { name?: string }; networkMappings: unknown[] };
     assert.equal(rec.targetVm.name, 'web01-dr');
     assert.equal(rec.networkMappings.length, 1);
 
