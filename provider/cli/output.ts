@@ -79,7 +79,7 @@ export function bytes(n: number | undefined): string {
 
 /** The first 8 characters of a uuid-like id after its prefix (`job-1a2b3c4d`). */
 export function shortId(id: string): string {
-  const m = /^([a-z]+-)([0-9a-f]{8})/.exec(id);
+  const m = /^([a-z]+-)([0-9a-f]{8})-[0-9a-f]{4}-/.exec(id);
   return m === null ? id : `${m[1]}${m[2]}`;
 }
 
