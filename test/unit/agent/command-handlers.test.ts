@@ -125,6 +125,14 @@ describe('agent/command-handlers (one process: lab hypervisor, replica service)'
     assert.ok(after.lastPointAt! > before.lastPointAt!, 'a point after the resync');
     assert.ok(after.stats.comparedBlocks > 0, 'the resync compared block digests');
 
+    const configured = Date.now();
+    await run(srcHandlers, cmd('replication.configure', { policy: { ...policy, recoveryPointRetentionHours: 2 }, targetVm: {} }));
+    assert.equal(((await loadRecords(source.itemsDir))[0]!.policy).recoveryPointRetentionHours, 2);
+    const deadline = Date.now() + 10_000;
+    // The loops restarted with the new policy and keep cutting points.
+    while (!((item.diskStatuses()[0]!.status?.lastPointAt ?? 0) > configured) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok((item.diskStatuses()[0]!.status?.lastPointAt ?? 0) > configured, 'a point after the reconfiguration');
+
     await run(recHandlers, cmd('replica.configure', { policy, targetVm: { name: 'web01-dr' }, networkMappings: [{ sourceNetwork: 'a', targetNetwork: 'b' }] }));
     const rec = (await loadRecords(recovery.itemsDir))[0] as unknown as { targetVm: { name?: string }; networkMappings: unknown[] };
     assert.equal(rec.targetVm.name, 'web01-dr');
