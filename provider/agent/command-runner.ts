@@ -17,7 +17,7 @@
  * vault would otherwise deliver them again only when their lease expires).
  */
 
-import { type Clock, repeat, systemClock } from '../clock';
+import { type Clock, repeat, systemClock, type Timer } from '../clock';
 import { LifeboatError, categoryOf } from '../errors';
 import { backoffDelay } from '../replication/retry';
 import { type CommandJournal, noCommandJournal } from './command-journal';
@@ -64,6 +64,7 @@ export interface CommandRunnerOptions {
 
 interface Entry {
   readonly command: AgentCommand;
+  keeper: Timer | undefined;
   readonly abort: AbortController;
   progress: number;
   message: string | undefined;
@@ -114,7 +115,10 @@ export class CommandRunner {
    */
   async stop(): Promise<void> {
     this.stopper.abort(new LifeboatError('agent.stopping', 'recoverable', 'the agent is stopping'));
-    for (const e of this.entries.values()) if (e.final === undefined) e.abort.abort(this.stopper.signal.reason);
+    for (const e of this.entries.values()) {
+      e.keeper?.cancel();
+      if (e.final === undefined) e.abort.abort(this.stopper.signal.reason);
+    }
     await this.loop;
     await Promise.allSettled([...this.pending]);
   }
@@ -155,7 +159,7 @@ export class CommandRunner {
       this.track(known.final === undefined ? this.send(known, { state: 'Running', progress: known.progress, ...(known.message === undefined ? {} : { message: known.message }) }) : this.sendFinal(known));
       return;
     }
-    const entry: Entry = { command, abort: new AbortController(), progress: 0, message: undefined, final: undefined, finishedAt: undefined, lastSent: 0 };
+    const entry: Entry = { command, keeper: undefined, abort: new AbortController(), progress: 0, message: undefined, final: undefined, finishedAt: undefined, lastSent: 0 };
     this.entries.set(command.id, entry);
     this.o.log('info', `command ${command.type} ${command.id}${command.deliveries > 1 ? ` (delivery ${command.deliveries})` : ''}: started`);
     // Not tracked: `stop()` does not wait for handlers (they see their signal aborted).
@@ -172,6 +176,7 @@ export class CommandRunner {
         this.track(this.send(entry, { state: 'Running', progress: entry.progress, ...(entry.message === undefined ? {} : { message: entry.message }) }));
       }
     }, () => undefined);
+    entry.keeper = keeper;
     let update: CommandUpdate;
     try {
       // Withdrawn already (the answer to the acknowledgement said so): do not start it.

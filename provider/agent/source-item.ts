@@ -77,6 +77,9 @@ interface DiskSlot {
   stopper: AbortController | undefined;
   status: LoopStatus | undefined;
   readonly counters: DiskCounters;
+  /** Resyncs this process saw start (state Resynchronizing entered) and end (back to Protected). */
+  resyncsStarted: number;
+  resyncsEnded: number;
 }
 
 /** What a stopped activation left behind. */
@@ -109,7 +112,7 @@ export class SourceItem {
     const dir = itemDir(o.itemsDir, o.record.itemUid);
     this.slots = o.record.disks.map((disk) => ({
       disk, progressFile: path.join(dir, `${disk.id}.replication.json`), tracker: undefined, replica: undefined, replicator: undefined,
-      loop: undefined, stopper: undefined, status: undefined,
+      loop: undefined, stopper: undefined, status: undefined, resyncsStarted: 0, resyncsEnded: 0,
       counters: { bytesTransferred: 0, cyclesCompleted: 0, lastPassSent: 0, lastCycleStartedAt: undefined, lastCycleDurationMs: undefined },
     }));
   }
@@ -173,18 +176,37 @@ export class SourceItem {
 
   /**
    * Resynchronise every disk now (an operator's or the vault's request) and
-   * wait until each is back in delta with a point cut after the request.
+   * wait until each disk's resync — the one requested, or one already
+   * running — has ended back in Protected. Throws the loop's error when a
+   * disk's resync ended otherwise (ResynchronizationRequired: recoverable
+   * errors stay recoverable, so the vault retries), the activation's
+   * non-recoverable error, or the signal's reason.
    */
   async resync(reason: string, signal: AbortSignal, progress: (percent: number, message: string) => void): Promise<void> {
     if (this.blocked !== undefined) this.activate();
-    const requested = this.clock.now();
     await this.waitUntil(signal, () => this.slots.every((s) => s.loop !== undefined));
-    for (const s of this.slots) {
-      if (s.status?.state !== 'Resynchronizing') s.loop!.requestResync(reason);
-    }
+    const marks = this.slots.map((s) => {
+      const running = s.status?.state === 'Resynchronizing';
+      if (!running) s.loop!.requestResync(reason);
+      // A resync counts once it started after this request (or was running at it) and ended.
+      return { started: running ? s.resyncsStarted - 1 : s.resyncsStarted, ended: s.resyncsEnded };
+    });
     for (;;) {
       this.throwIfFailed();
-      const done = this.slots.every((s) => s.status !== undefined && s.status.state === 'Protected' && (s.status.lastPointAt ?? 0) >= requested);
+      let done = true;
+      for (const [i, s] of this.slots.entries()) {
+        const m = marks[i]!;
+        const ended = s.resyncsStarted > m.started && s.resyncsEnded > m.ended && s.status?.state !== 'Resynchronizing';
+        if (!ended) {
+          done = false;
+          continue;
+        }
+        if (s.status?.state !== 'Protected') {
+          const e = s.status?.lastError;
+          const category = s.status?.health === 'Critical' ? 'nonRecoverable' : 'recoverable';
+          throw new LifeboatError(e?.code ?? 'replication.resyncFailed', category, e?.message ?? `the resync of disk ${s.disk.id} did not finish (${s.status?.state ?? 'unknown'})`, e?.hint === undefined ? {} : { hint: e.hint });
+        }
+      }
       if (done) return;
       const p = this.initialPercent();
       progress(p ?? 0, `resynchronising: ${this.progressMessage()}`);
@@ -400,6 +422,8 @@ export class SourceItem {
             onStatus: (st) => {
               const before = slot.status;
               slot.status = st;
+              if (st.state === 'Resynchronizing' && before?.state !== 'Resynchronizing') slot.resyncsStarted++;
+              if (before?.state === 'Resynchronizing' && st.state !== 'Resynchronizing') slot.resyncsEnded++;
               if (before?.state !== st.state || before?.health !== st.health) {
                 this.o.log(st.health === 'Normal' ? 'info' : 'warn', `item ${r.item} disk ${slot.disk.id}: ${st.state}, ${st.health}${st.reason === undefined ? '' : ` (${st.reason})`}`);
               }
