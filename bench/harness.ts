@@ -267,6 +267,8 @@ export interface Contender {
   readonly timed: () => Promise<number>;
   /** Untimed, after every run: check the result (a fast wrong copy is a failure). @default none */
   readonly verify?: () => Promise<void>;
+  /** Run only in the first this many rounds (a slow contender whose verdict one run settles). @default every round */
+  readonly rounds?: number;
 }
 
 /** Times of one contender: the median and every run. */
@@ -285,6 +287,7 @@ export async function compete(runs: number, prepare: () => Promise<void>, conten
   const all = contenders.map(() => [] as number[]);
   for (let round = 0; round < runs; round++) {
     for (const [i, c] of contenders.entries()) {
+      if (round >= (c.rounds ?? runs)) continue;
       await prepare();
       await c.before?.();
       global.gc?.();
