@@ -184,6 +184,12 @@ export class SourceItem {
    */
   async resync(reason: string, signal: AbortSignal, progress: (percent: number, message: string) => void): Promise<void> {
     if (this.blocked !== undefined) this.activate();
+    if (this.slots.some((s) => s.status?.health === 'Critical' && s.status.stuck === undefined)) {
+      // Loops stopped by a non-recoverable error start again from their progress files.
+      await this.stopLoops();
+      for (const s of this.slots) s.status = undefined;
+      this.startLoops();
+    }
     await this.waitUntil(signal, () => this.slots.every((s) => s.loop !== undefined));
     const marks = this.slots.map((s) => {
       const running = s.status?.state === 'Resynchronizing';
@@ -192,7 +198,9 @@ export class SourceItem {
       return { started: running ? s.resyncsStarted - 1 : s.resyncsStarted, ended: s.resyncsEnded };
     });
     for (;;) {
-      this.throwIfFailed();
+      // Only the activation's failure counts here: a loop stopped by a
+      // non-recoverable error is what an operator's resync is for.
+      this.throwIfBlocked();
       let done = true;
       for (const [i, s] of this.slots.entries()) {
         const m = marks[i]!;
@@ -532,8 +540,12 @@ export class SourceItem {
     return parts.join(', ');
   }
 
-  private throwIfFailed(): void {
+  private throwIfBlocked(): void {
     if (this.blocked !== undefined && categoryOf(this.blocked.error) !== 'recoverable') throw this.blocked.error;
+  }
+
+  private throwIfFailed(): void {
+    this.throwIfBlocked();
     for (const s of this.slots) {
       const st = s.status;
       // Critical without `stuck`: stopped by a non-recoverable error (the loop no longer retries).
@@ -574,7 +586,7 @@ export class SourceItem {
 
   private async waitUntil(signal: AbortSignal, cond: () => boolean): Promise<void> {
     while (!cond()) {
-      this.throwIfFailed();
+      this.throwIfBlocked();
       await this.changed(signal);
     }
   }

@@ -16,6 +16,7 @@
  *   `--purge`.
  */
 
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { VaultClient } from '../../client';
@@ -189,6 +190,10 @@ async function requireLab(values: Readonly<Record<string, unknown>>, ctx: CliCon
 }
 
 async function createDemoVms(labRoot: string, vms: (typeof LAB_HOSTS)[number]['vms'], diskBytes: number, rate: number): Promise<void> {
+  // Opening the driver would power off VMs an agent left running when it died
+  // (and the agent would then not start them again): open it only to create.
+  const missing = vms.filter((vm) => !existsSync(path.join(labRoot, 'vms', vm.name, 'vm.json')));
+  if (missing.length === 0) return;
   const hv = await LabHypervisor.open({ labRoot });
   try {
     const existing = new Set((await hv.list()).map((v) => v.name));

@@ -89,6 +89,11 @@ describe('agent: crashes during protection (kill -9 across processes)', function
     assert.equal(done.generation, atKill.generation);
     assert.equal((await lab.client.getProtectedItem('lab', 'web')).status.replicationState, 'Protected');
 
+    // The restarted agent started the VM it was running when it died.
+    const status = await lab.cli(['agent', 'status', '--host', 'primary-1', '--lab-dir', lab.dir, '--output', 'json']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal((JSON.parse(status.stdout) as { vms: { name: string; power: string }[] }).vms.find((v) => v.name === 'web01')?.power, 'Running');
+
     // Converged: with the VM shut down and a later cycle shipped, replica = source.
     const off = await lab.cli(['agent', 'vm', 'shutdown', 'web01', '--host', 'primary-1', '--lab-dir', lab.dir]);
     assert.equal(off.code, 0, off.stderr);
