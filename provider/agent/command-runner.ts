@@ -233,6 +233,15 @@ export class CommandRunner {
           return;
         }
         if (isAuthRefusal(e)) return;
+        if (LifeboatError.isInstance(e) && e.category === 'invalidInput') {
+          // The vault refuses the report's shape: retrying it cannot help. Say so in a report it takes.
+          if (entry.final!.state === 'Failed' && entry.final!.error.code === 'agent.reportRefused') {
+            this.o.log('error', `command ${entry.command.id}: the vault refuses its final report: ${e.message}`);
+            return;
+          }
+          entry.final = { state: 'Failed', error: { code: 'agent.reportRefused', category: 'bug', message: `the vault refused the agent's report: ${e.message}`.slice(0, 4000), hint: 'run the same Lifeboat version on the vault and the agents' } };
+          continue;
+        }
         await this.sleep(this.retryDelay(attempt));
       }
     }

@@ -40,8 +40,11 @@ class FakeChannel implements CommandChannel {
     return out;
   }
 
+  refuseSucceeded = false;
+
   async reportCommand(id: string, update: CommandUpdate): Promise<CommandReportAnswer> {
     this.reports.push({ id, update });
+    if (this.refuseSucceeded && update.state === 'Succeeded') throw new LifeboatError('request.invalid', 'invalidInput', 'the request body is invalid: /result must be object');
     return { id, state: update.state, cancelRequested: this.cancelled.has(id) };
   }
 
@@ -194,6 +197,18 @@ describe('agent/CommandRunner', () => {
     const deadline = Date.now() + 5000;
     while ((await readdir(journalDir)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(await readdir(journalDir), [], 'forgotten once the vault has the final report');
+  });
+
+  it('turns a final report the vault refuses as invalid into a failure it takes, instead of retrying forever', async () => {
+    const ch = new FakeChannel();
+    ch.refuseSucceeded = true;
+    start(ch, { odd: async () => ({}) });
+    ch.deliver(command('c1', 'odd'));
+    await until('the failure report', () => ch.finals('c1').length === 2);
+    const last = ch.finals('c1')[1] as { state: string; error: { code: string; category: string } };
+    assert.equal(last.state, 'Failed');
+    assert.equal(last.error.code, 'agent.reportRefused');
+    assert.equal(last.error.category, 'bug');
   });
 
   it('errorInfo keeps codes of the schema\'s dotted pattern and folds others into agent.error', () => {
