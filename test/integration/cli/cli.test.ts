@@ -67,6 +67,19 @@ describe('cli: operator commands against a lab (real processes)', function () {
     assert.equal((await lab.client.getProtectedItem('lab', 'web')).status.replicationState, 'Protected');
   });
 
+  it('disabling protection (DELETE) stops tracking on the primary and ends with the item gone', async () => {
+    const r = await lab.client.deleteProtectedItem('lab', 'web');
+    assert.equal(r.removed, false);
+    const job = r.removed ? undefined : await lab.jobSucceeds(r.job.id);
+    assert.equal(job?.type, 'protection.disable');
+    await assert.rejects(lab.client.getProtectedItem('lab', 'web'), (e: { status?: number }) => e.status === 404);
+    const status = JSON.parse((await lab.cli(['agent', 'status', '--host', 'primary-1', '--lab-dir', lab.dir, '-o', 'json'])).stdout) as { vms: { name: string; disks: { tracked: boolean }[] }[]; items: unknown[] };
+    assert.deepEqual(status.items, []);
+    assert.equal(status.vms.find((v) => v.name === 'web01')?.disks[0]?.tracked, false);
+    const replicas = JSON.parse((await lab.cli(['agent', 'status', '--host', 'recovery-1', '--lab-dir', lab.dir, '-o', 'json'])).stdout) as { replicas: unknown[] };
+    assert.deepEqual(replicas.replicas, [], 'the recovery host released the relationship (the policy keeps the replica)');
+  });
+
   it('exit codes: 4 not found, 2 usage, 3 unreachable, 5 no token', async () => {
     const missing = await lab.cli(['recovery-points', 'nothing']);
     assert.equal(missing.code, 4);
