@@ -239,6 +239,8 @@ export class ReplicationLoop {
   /** Sleep, woken early by stop() or requestResync(). */
   private async sleep(ms: number): Promise<void> {
     this.checkStopped();
+    // A request made while the loop was busy must not wait a whole interval.
+    if (this.manualResync !== undefined) return;
     const wake = new AbortController();
     this.wake = wake;
     const onStop = (): void => wake.abort();

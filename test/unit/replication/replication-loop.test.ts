@@ -38,7 +38,7 @@ interface Rig {
   close(): Promise<void>;
 }
 
-async function rig(options: { initialStartAt?: number; resyncWindow?: DailyWindow; start?: number } = {}): Promise<Rig> {
+async function rig(options: { initialStartAt?: number; resyncWindow?: DailyWindow; start?: number; onStatus?: (s: LoopStatus, loop: ReplicationLoop) => void } = {}): Promise<Rig> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-loop-'));
   const clock = new ManualClock(options.start);
   await fsp.mkdir(path.join(root, 'replica'));
@@ -52,7 +52,10 @@ async function rig(options: { initialStartAt?: number; resyncWindow?: DailyWindo
     replicator, source: tracker, clock, frequencyMs: 30 * SECOND,
     initialStartAt: options.initialStartAt, resyncWindow: options.resyncWindow,
     retry: { jitterRatio: 0 },
-    onStatus: (s) => statuses.push(s),
+    onStatus: (s) => {
+      statuses.push(s);
+      options.onStatus?.(s, loop);
+    },
   });
   return {
     clock, tracker, replica, loop, statuses,
@@ -178,12 +181,27 @@ describe('replication/replication-loop', function () {
 
   it('starts a resync at once on an operator request, window or not', async () => {
     const start = Date.UTC(2026, 10, 23, 12);
-    r = await rig({ start, resyncWindow: new DailyWindow({ start: '22:00', end: '06:00', timeZone: 'UTC' }) });
+    let firstPointAt: number | undefined;
+    let asked = false;
+    r = await rig({
+      start,
+      resyncWindow: new DailyWindow({ start: '22:00', end: '06:00', timeZone: 'UTC' }),
+      // Asked the moment a delta cycle reports its point: the loop is busy, not asleep.
+      onStatus: (s, loop) => {
+        if (s.state !== 'Protected' || s.lastPointAt === undefined || asked) return;
+        firstPointAt ??= s.lastPointAt;
+        if (s.lastPointAt !== firstPointAt) {
+          asked = true;
+          loop.requestResync('checking the replica');
+        }
+      },
+    });
     r.loop.start();
     await until(r, (x) => x.state === 'Protected', 'Protected');
-    r.loop.requestResync('checking the replica');
-    await until(r, () => r!.statuses.some((x) => x.state === 'Resynchronizing'), 'Resynchronizing');
-    await until(r, (x) => x.state === 'Protected', 'Protected again');
+    await r.tracker.write(0, Buffer.alloc(512, 5));
+    await tick(r, 30 * SECOND);
+    await until(r, () => r!.statuses.some((x) => x.state === 'Resynchronizing'), 'Resynchronizing without another interval');
+    await until(r, (x) => x.state === 'Protected' && r!.statuses.some((y) => y.state === 'Resynchronizing'), 'Protected again');
   });
 
   it('stops retrying on a non-recoverable error: health Critical', async () => {
