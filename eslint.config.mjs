@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 // Top to bottom. A layer imports only layers after it (and the root files
-// errors.ts, states.ts, clock.ts, units.ts, which import nothing above them).
+// errors.ts, states.ts, clock.ts, units.ts, atomic-file.ts, which import nothing above them).
 const layers = ['cli', 'pulumi', 'yaml', 'client', 'vault', 'agent', 'hypervisor', 'targets', 'replication', 'format', 'validation'];
 
 // Processes that must not share code paths even though the list allows it.
@@ -26,7 +26,7 @@ const patternsFor = (layer) => {
   }));
 };
 
-const rootFiles = ['provider/errors.ts', 'provider/states.ts', 'provider/clock.ts', 'provider/units.ts'];
+const rootFiles = ['provider/errors.ts', 'provider/states.ts', 'provider/clock.ts', 'provider/units.ts', 'provider/atomic-file.ts'];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.tools/**', '.lab/**', 'examples/**/node_modules/**', 'eslint.config.mjs'] },

@@ -20,10 +20,12 @@
  * ```
  */
 
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../atomic-file';
 import { NonRecoverableError } from '../errors';
+
+export { writeFileAtomic };
 
 /** Paths inside one agent data folder. All absolute. */
 export interface AgentPaths {
@@ -63,30 +65,6 @@ export async function ensureDataDir(paths: AgentPaths): Promise<void> {
   await fs.mkdir(paths.root, { recursive: true, mode: 0o700 });
   await fs.chmod(paths.root, 0o700);
   await fs.mkdir(paths.itemsDir, { recursive: true, mode: 0o700 });
-}
-
-/**
- * Replace `file` atomically with `text`, created with `mode`. After a crash
- * the file holds the old or the new content, never a mix; a leftover
- * `.tmp-*` file may remain and is harmless.
- */
-export async function writeFileAtomic(file: string, text: string, mode = 0o600): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  const fh = await fs.open(tmp, 'w', mode);
-  try {
-    await fh.chmod(mode);
-    await fh.writeFile(text, 'utf8');
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 /**

@@ -6,7 +6,7 @@
  * state, never a torn one.
  */
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
+import { writeFileAtomic } from '../atomic-file';
 import { InvalidInputError } from '../errors';
 
 /** Phase of a disk's replication; see docs/replication.md §3. */
@@ -111,21 +111,7 @@ export async function readProgress(file: string): Promise<ReplicationProgress> {
   return { ...initialProgress(), ...p, stats: { ...emptyStats, ...p.stats } } as ReplicationProgress;
 }
 
-/** Replace the progress file atomically. */
+/** Replace the progress file atomically (old or new content after any crash). */
 export async function writeProgress(file: string, progress: ReplicationProgress): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(progress));
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileAtomic(file, JSON.stringify(progress), 0o644);
 }
