@@ -1,4 +1,4 @@
-/** Replacing a small file so that a crash leaves the old or the new content. */
+/** File durability shared by every layer: folder fsync, atomic replace of a small file. */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -19,10 +19,15 @@ export async function writeFileAtomic(file: string, text: string, mode = 0o600):
     await fh.close();
   }
   await fs.rename(tmp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
+  await syncDirectory(path.dirname(file));
+}
+
+/** `fsync` a directory, so that names created, renamed or deleted in it are durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
   try {
-    await dir.sync();
+    await fh.sync();
   } finally {
-    await dir.close();
+    await fh.close();
   }
 }

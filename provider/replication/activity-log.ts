@@ -10,6 +10,7 @@
 
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { syncDirectory } from '../atomic-file';
 import { InvalidInputError } from '../errors';
 import {
   ACTIVITY_LOG_PAGE_SIZE,
@@ -76,16 +77,6 @@ export async function readActivityLog(file: string): Promise<ActivityLogReading>
     suspects: content.suspects,
     suspectsOnOpen: coalesceRanges([...content.suspects, ...running], page.diskSize),
   };
-}
-
-/** `fsync` a directory, so that names created, renamed or deleted in it are durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** The byte range of extent `n`, not clipped. */

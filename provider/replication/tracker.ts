@@ -58,7 +58,8 @@ import {
   SECTOR_SIZE,
   SEGMENT_HEADER_SIZE,
 } from '../format';
-import { ActivityLog, type ActivityLogGeometry, type ActivityLogReading, readActivityLog, syncDirectory } from './activity-log';
+import { syncDirectory } from '../atomic-file';
+import { ActivityLog, type ActivityLogGeometry, type ActivityLogReading, readActivityLog } from './activity-log';
 import { scanSegmentFile } from './segment-reader';
 
 /** Where a tracked disk and its log live, and how the activity log is shaped. */

@@ -28,7 +28,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { InvalidInputError, NonRecoverableError } from '../../errors';
-import { syncDirectory } from '../../replication/activity-log';
+import { syncDirectory } from '../../atomic-file';
 import { KiB } from '../../units';
 
 /** A read-only disk an overlay reads unwritten blocks from. */

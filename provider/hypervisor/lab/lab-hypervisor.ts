@@ -17,7 +17,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Clock, systemClock } from '../../clock';
 import { describe, InvalidInputError, LifeboatError, NonRecoverableError, RecoverableError } from '../../errors';
-import { syncDirectory } from '../../replication/activity-log';
+import { syncDirectory } from '../../atomic-file';
 import { TrackedDisk, type TrackedDiskOptions } from '../../replication/tracker';
 import {
   type CreateFromDisksOptions,

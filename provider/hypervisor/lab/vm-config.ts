@@ -8,10 +8,10 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { InvalidInputError, NonRecoverableError } from '../../errors';
-import { syncDirectory } from '../../replication/activity-log';
+import { writeFileAtomic } from '../../atomic-file';
 import { type FenceInfo, type StopInfo } from '../hypervisor';
 import { isPowerState, type PowerState } from '../power-state';
-import { type WorkloadPattern } from './workload';
+import { type WorkloadOptions } from './workload';
 
 /** The version this code reads and writes. */
 export const VM_CONFIG_VERSION = 1;
@@ -25,29 +25,7 @@ export const VM_CONFIG_FILE = 'vm.json';
  * Each disk runs its own stream, seeded from `seed` and the disk id
  * (`diskWorkloadOptions`).
  */
-export interface LabWorkloadSpec {
-  /** A 32-bit integer. */
-  readonly seed: number;
-  /** @default 'random' */
-  readonly pattern?: WorkloadPattern;
-  /** @default 4096 */
-  readonly minWriteBytes?: number;
-  /** @default 65536 */
-  readonly maxWriteBytes?: number;
-  /** @default 4096 */
-  readonly alignment?: number;
-  /** @default 0 */
-  readonly tinyWriteFraction?: number;
-  /** @default 16 */
-  readonly flushEvery?: number;
-  /** @default 0.1 */
-  readonly hotFraction?: number;
-  /** @default 0.9 */
-  readonly hotProbability?: number;
-  /** @default 32 */
-  readonly burstWrites?: number;
-  /** @default 1000 */
-  readonly burstIdleMs?: number;
+export interface LabWorkloadSpec extends Omit<WorkloadOptions, 'diskSize'> {
   /** Average write rate of each disk, bytes per second. @default 1 MiB per second */
   readonly bytesPerSecond?: number;
 }
@@ -166,21 +144,10 @@ export function parseVmConfig(raw: unknown, file: string): VmConfig {
 /**
  * Replace `<dir>/vm.json` atomically: write a temporary file, `fdatasync`,
  * rename over the old one, `fsync` the directory. A crash leaves either the
- * old or the new file (and maybe `vm.json.tmp`, which the driver ignores and
- * overwrites). Idempotent.
+ * old or the new file (and maybe a `vm.json.tmp-*`, which the driver ignores). Idempotent.
  */
 export async function writeVmConfig(dir: string, config: VmConfig): Promise<void> {
-  const file = path.join(dir, VM_CONFIG_FILE);
-  const tmp = `${file}.tmp`;
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fh.writeFile(`${JSON.stringify(config, null, 2)}\n`);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  await syncDirectory(dir);
+  await writeFileAtomic(path.join(dir, VM_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, 0o644);
 }
 
 // --- checks ---
