@@ -32,6 +32,7 @@ import {
   settle,
   timeIt,
   warm,
+  everyRun,
 } from './harness';
 
 const DISK_ID = 'bench0';
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
       notes: [
         `disk ${formatBytes(size)}: ${counts.random} MiB random, ${counts.zero} MiB zeros (holes), ${counts.text} MiB text, in 1 MiB chunks, shuffled (seed 1); throughput = disk size / time`,
         `driver chunkBytes ${formatBytes(s.chunkBytes)}, batchBytes ${formatBytes(s.batchBytes)}; store undoBatchBytes ${formatBytes(s.undoBatchBytes)}`,
-        `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${times.map((t) => `${t.name}: ${t.all.map((x) => x.toFixed(2)).join(', ')} s`).join('; ')}`,
+        `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         `Lifeboat sent ${formatBytes(last.sent)}, skipped ${formatBytes(last.skipped)} of zeros; its replica allocates ${formatBytes(replicaAllocated)}`,
         'every copy of every run checked by SHA-256 against the source',
       ],

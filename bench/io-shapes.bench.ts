@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { KiB, MiB, formatBytes } from '../provider/units';
-import { type Contender, compete, knob, makeDisk, randomChunk, report, rest, scratch, settle, timeIt, warm } from './harness';
+import { type Contender, compete, knob, makeDisk, randomChunk, report, rest, scratch, settle, timeIt, warm, everyRun } from './harness';
 
 /** Write `total` bytes of random data into a fresh sparse file in `piece`-sized writes. */
 function writePieces(file: string, total: number, piece: number, data: Buffer): number {
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
       },
       targets: [],
       notes: [
-        `writes: median of ${runs} interleaved rounds, each after \`sync\` and ${restSeconds} s of rest; every run: ${writes.map((t) => `${t.name}: ${t.all.map((x) => x.toFixed(2)).join(', ')} s`).join('; ')}`,
+        `writes: median of ${runs} interleaved rounds, each after \`sync\` and ${restSeconds} s of rest; every run: ${everyRun(writes)}`,
         'digests: one run each, file in the page cache',
       ],
     });

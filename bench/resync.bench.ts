@@ -46,6 +46,7 @@ import {
   settle,
   timeIt,
   warm,
+  everyRun,
 } from './harness';
 
 const DISK_ID = 'bench0';
@@ -233,7 +234,7 @@ async function main(): Promise<void> {
         `disk ${formatBytes(size)} (${counts.random} MiB random, ${counts.zero} MiB zeros, ${counts.text} MiB text), initially replicated in ${initial.seconds.toFixed(1)} s; then ${changed} of its ${size / BLOCK} 4 KiB blocks (1 %) rewritten untracked, distinct and seeded (seed 11)`,
         'MiB/s column: disk size / time; "sent" column: bytes crossing between the two sides, both directions',
         ...times.map((t) => `${t.name}: ${crossed.get(t.name)!.detail}`),
-        `median of ${runs} interleaved rounds (block sizes under 16 KiB: one run), each run from a fresh copy of the snapshot, after \`sync\`, warming reads of both files and ${restSeconds} s of rest; every run: ${times.map((t) => `${t.name}: ${t.all.map((x) => x.toFixed(2)).join(', ')} s`).join('; ')}`,
+        `median of ${runs} interleaved rounds (block sizes under 16 KiB: one run), each run from a fresh copy of the snapshot, after \`sync\`, warming reads of both files and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         'every run\'s result checked by SHA-256 against the diverged source; each Lifeboat run kept the initial point (2 points after the resync)',
       ],
     });

@@ -18,7 +18,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { TrackedDisk } from '../provider/replication/tracker';
 import { KiB, MiB, formatBytes } from '../provider/units';
-import { type Contender, Prng, compete, fileDigest, knob, randomChunk, report, rest, scratch, settle, timeIt } from './harness';
+import { type Contender, Prng, compete, fileDigest, knob, randomChunk, report, rest, scratch, settle, timeIt, everyRun } from './harness';
 
 const DISK_ID = 'guest0';
 const WRITE = 64 * KiB;
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
       notes: [
         `${count} writes of 64 KiB (${formatBytes(bytes)}) at random 4 KiB-aligned offsets (seed 7) into a fresh sparse ${formatBytes(size)} disk, a flush every ${flushEvery} writes (${formatBytes(flushEvery * WRITE)}), queue depth 1`,
         `the tracked run also wrote ${formatBytes(logBytes)} of log (records of 32 B header + data)`,
-        `median of ${runs} interleaved rounds, each run after \`sync\` and ${restSeconds} s of rest; every run: ${times.map((t) => `${t.name}: ${t.all.map((x) => x.toFixed(2)).join(', ')} s`).join('; ')}`,
+        `median of ${runs} interleaved rounds, each run after \`sync\` and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         'all disks ended with identical bytes (SHA-256); the tracker\'s log held every write',
       ],
     });
