@@ -15,6 +15,7 @@ import {
   disksOf, hostTargetOf, type ItemRecord, loadRecords, policyOf, removeRecord, type ReplicaRecord, saveRecord,
   type SourceRecord, str,
 } from './item-records';
+import { failoverHandlers } from './failover-commands';
 import { KeyedMutex } from './keyed-mutex';
 import { type ReplicaService } from './replica-service';
 import { type SourceItem } from './source-item';
@@ -60,6 +61,8 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
     });
 
   return {
+    ...failoverHandlers(ctx, withItem),
+
     'replica.create': (c) => withItem(c, async () => {
       const replicas = requireReplicas(c);
       const disks = disksOf(c.payload);

@@ -29,8 +29,10 @@ import { ControlServer, MAX_SOCKET_PATH } from './control-server';
 import { loadRecords, type ItemRecord, type SourceRecord } from './item-records';
 import { ensureRegistered, type AgentIdentity } from './registration';
 import { ReplicaService } from './replica-service';
+import { applyFenceOrders } from './fencing';
+import { viewResolver } from './failover-commands';
 import { SourceItem } from './source-item';
-import { type HeartbeatBody, type InventoryEntry, VaultChannel } from './vault-channel';
+import { type FenceOrder, type HeartbeatBody, type InventoryEntry, VaultChannel } from './vault-channel';
 
 export type AgentRole = 'primary' | 'recovery';
 
@@ -102,6 +104,8 @@ export class HostAgent {
   private reachable = true;
   private stopping: Promise<void> | undefined;
   private readonly version = agentVersion();
+  /** Until the vault's first answer says which VMs failed over elsewhere: VMs to start and items to resume then. */
+  private deferred: { readonly vms: readonly string[]; readonly items: SourceItem[] } | undefined;
 
   private constructor(
     private readonly o: HostAgentOptions,
@@ -109,6 +113,7 @@ export class HostAgent {
     readonly identity: AgentIdentity,
     readonly hypervisor: Hypervisor,
     private readonly channel: VaultChannel,
+    private readonly replicasReady: (r: ReplicaService | undefined) => void,
   ) {
     this.clock = o.clock ?? systemClock;
     this.log = o.log ?? stderrLogger(o.host);
@@ -150,11 +155,17 @@ export class HostAgent {
     }
     channel.authenticate(identity.host, identity.token);
     log('info', `registered as host ${identity.host} of vault ${identity.vault}, site ${identity.site} (certificate from the vault CA)`);
-    const hypervisor = o.hypervisor ?? await LabHypervisor.open({ labRoot: paths.labDir, startInterrupted: true, clock });
-    const agent = new HostAgent(o, paths, identity, hypervisor, channel);
+    let replicasReady: (r: ReplicaService | undefined) => void = () => undefined;
+    const replicas = new Promise<ReplicaService | undefined>((resolve) => { replicasReady = resolve; });
+    // VMs are started only once the vault said which failed over elsewhere (docs/failover.md §6).
+    const hypervisor = o.hypervisor ?? await LabHypervisor.open({
+      labRoot: paths.labDir, startInterrupted: false, clock, resolveLocation: viewResolver(() => replicas, paths.itemsDir),
+    });
+    const agent = new HostAgent(o, paths, identity, hypervisor, channel, replicasReady);
     try {
       await agent.open(role);
     } catch (e) {
+      replicasReady(undefined);
       await agent.stop().catch(() => undefined);
       throw e;
     }
@@ -233,13 +244,16 @@ export class HostAgent {
       if (this.replicas.port !== previous) await writeFileAtomic(endpointFile, `${JSON.stringify({ port: this.replicas.port })}\n`, 0o644);
       this.log('info', `replica store ${this.paths.replicasDir} served on ${this.replicationEndpoint!.address}:${this.replicas.port} (mutual TLS, vault CA)`);
     }
+    this.replicasReady(this.replicas);
+    const items: SourceItem[] = [];
     for (const r of await loadRecords(this.paths.itemsDir)) {
       if (r.role !== 'source') continue;
       const item = this.newSourceItem(r);
       this.sources.set(r.itemUid, item);
-      item.activate();
-      this.log('info', `resuming replication of item ${r.item} (VM ${r.vm}${r.started ? '' : ', initial replication not started'})`);
+      items.push(item);
     }
+    const vms = this.hypervisor instanceof LabHypervisor ? this.hypervisor.openReport.resumable : [];
+    this.deferred = { vms, items };
     this.runner = new CommandRunner({
       channel: this.channel,
       handlers: commandHandlers({
@@ -315,6 +329,7 @@ export class HostAgent {
     try {
       const answer = await this.channel.heartbeat(await this.heartbeatBody());
       this.reachable = true;
+      await this.afterAnswer(answer.fence ?? []);
       const interval = answer.heartbeatIntervalSeconds * SECOND;
       if (interval > 0 && interval !== this.heartbeatIntervalMs) {
         this.heartbeatIntervalMs = interval;
@@ -324,6 +339,30 @@ export class HostAgent {
       if (isAuthRefusal(e)) this.fatal(e as LifeboatError);
       else this.log('warn', `heartbeat failed: ${describe(e)}`);
     }
+  }
+
+  /** Fence what the vault says failed over; the first time, start what was deferred. */
+  private async afterAnswer(fences: readonly FenceOrder[]): Promise<void> {
+    const fenced = await applyFenceOrders({ hypervisor: this.hypervisor, sources: this.sources, log: this.log }, fences);
+    const deferred = this.deferred;
+    if (deferred === undefined) return;
+    this.deferred = undefined;
+    const keepOff = new Set(fences.map((f) => f.vm.toLowerCase()));
+    for (const item of deferred.items) {
+      if (fenced.has(item.record.itemUid) || !this.sources.has(item.record.itemUid)) continue;
+      item.activate();
+      this.log('info', `resuming replication of item ${item.name} (VM ${item.record.vm}${item.record.started ? '' : ', initial replication not started'})`);
+    }
+    for (const vm of deferred.vms) {
+      if (keepOff.has(vm.toLowerCase())) continue;
+      try {
+        await this.hypervisor.start(vm);
+        this.log('info', `VM ${vm} started again: it was running when the agent stopped`);
+      } catch (e) {
+        this.log('warn', `VM ${vm} could not be started again: ${describe(e)}`);
+      }
+    }
+    this.heartbeatNow();
   }
 
   private async heartbeatBody(): Promise<HeartbeatBody> {

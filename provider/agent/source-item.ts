@@ -30,6 +30,7 @@ import { DailyWindow } from '../replication/window';
 import { RemoteReplicaTarget } from '../targets/remote';
 import { worseHealth, type Health, type ReplicationState } from '../states';
 import { HOUR, MiB, SECOND, formatBytes } from '../units';
+import { SEGMENT_HEADER_SIZE } from '../format';
 import { errorInfo, type AgentLogger } from './command-runner';
 import { type ItemDisk, itemDir, replicaDiskId, type SourceRecord } from './item-records';
 import { type ItemReport } from './vault-channel';
@@ -143,7 +144,7 @@ export class SourceItem {
    * retried.
    */
   activate(): void {
-    if (this.activation !== undefined && this.blocked === undefined) return;
+    if (this.activation !== undefined && this.blocked === undefined && !this.stopped) return;
     this.blocked = undefined;
     this.stopped = false;
     const stopper = new AbortController();
@@ -220,6 +221,43 @@ export class SourceItem {
       progress(p ?? 0, `resynchronising: ${this.progressMessage()}`);
       await this.changed(signal);
     }
+  }
+
+  /**
+   * Planned failover (docs/failover.md §3): wait until every disk's log is
+   * shipped and committed (no sealed segment, an empty current one: the VM
+   * must be off, or it keeps writing), then stop replication (trackers and
+   * their logs stay open with the hypervisor). Returns each disk's latest
+   * point and its tracker's generation and segment at the cut. Throws the
+   * activation's or a loop's non-recoverable error, or the signal's reason;
+   * replication then keeps running. Idempotent: a drained item answers at
+   * once (after `stop`, its loops are started again to read the points).
+   */
+  async drainForFailover(signal: AbortSignal, progress: (percent: number, message: string) => void): Promise<readonly DrainedDisk[]> {
+    if (this.stopped || this.blocked !== undefined) this.activate();
+    if (this.recordValue.started && this.slots.some((s) => s.loop === undefined)) this.startLoops();
+    for (;;) {
+      this.throwIfFailed();
+      const pending = this.slots.map((s) => (s.tracker === undefined ? undefined : logLeft(s.tracker)));
+      if (pending.every((p) => p === 0) && this.slots.every((s) => s.replica !== undefined && s.status?.phase === 'delta')) break;
+      const left = pending.reduce<number>((n, p) => n + (p ?? 0), 0);
+      progress(0, left > 0 ? `shipping the last ${formatBytes(left)} of log` : `waiting for replication: ${this.progressMessage()}`);
+      await this.changed(signal);
+    }
+    const out: DrainedDisk[] = [];
+    for (const s of this.slots) {
+      const points = await s.replica!.listPoints();
+      const last = points[points.length - 1];
+      if (last === undefined) throw new NonRecoverableError('replica.noPoint', `the replica of disk ${s.disk.id} holds no recovery point`, { hint: 'resynchronise the item before a planned failover' });
+      out.push({ id: s.disk.id, pointId: last.id, pointTime: last.time, generation: s.tracker!.generation, seq: s.tracker!.currentSeq });
+    }
+    await this.stop();
+    return out;
+  }
+
+  /** True while the replication loops of this item run (not stopped for a failover or a fence). */
+  get running(): boolean {
+    return !this.stopped;
   }
 
   /** Apply changed settings: the loops restart with the new policy (their progress is on disk). */
@@ -589,6 +627,26 @@ export class SourceItem {
       this.throwIfBlocked();
       await this.changed(signal);
     }
+  }
+}
+
+/** A disk of a drained item: its latest point and where its tracker's log stood at the cut. */
+export interface DrainedDisk {
+  readonly id: string;
+  readonly pointId: string;
+  readonly pointTime: number;
+  readonly generation: string;
+  /** Sequence number of the (empty) current segment at the cut. */
+  readonly seq: number;
+}
+
+/** Log bytes a tracker still holds beyond an empty current segment's header. */
+function logLeft(t: TrackedDisk): number {
+  try {
+    const sealed = t.sealedSegments().reduce((n, x) => n + x.fileBytes, 0);
+    return sealed + Math.max(0, t.pendingLogBytes() - sealed - SEGMENT_HEADER_SIZE);
+  } catch {
+    return 1;
   }
 }
 

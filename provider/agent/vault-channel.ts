@@ -62,6 +62,19 @@ export interface HeartbeatAnswer {
   readonly serverTime: string;
   readonly pendingCommands: number;
   readonly connectionState: string;
+  /**
+   * VMs of this host whose items failed over to the recovery side: keep them
+   * fenced and their replication stopped (docs/failover.md §6). @default none
+   */
+  readonly fence?: readonly FenceOrder[];
+}
+
+/** One VM the vault says must stay off. */
+export interface FenceOrder {
+  readonly vm: string;
+  readonly item: string;
+  readonly itemUid: string;
+  readonly reason: string;
 }
 
 /** A command as delivered (docs/vault-api.md §9). */

@@ -98,6 +98,13 @@ export interface LabOpenReport {
   readonly unreadable: readonly { readonly name: string; readonly error: unknown }[];
   /** Leftovers of creates and deletes cut short, removed. */
   readonly removedLeftovers: number;
+  /**
+   * VMs that were running when the previous driver stopped and are not
+   * fenced, still off (without `startInterrupted`, or when their restart
+   * failed): the caller starts them once it knows it may (a host agent asks
+   * its vault first which VMs failed over elsewhere, docs/failover.md §6).
+   */
+  readonly resumable: readonly string[];
 }
 
 /** A disk of a new lab VM. */
@@ -169,7 +176,7 @@ export class LabHypervisor implements Hypervisor {
   private readonly broken = new Map<string, unknown>();
   private readonly clock: Clock;
   private closing: Promise<void> | undefined;
-  private report: LabOpenReport = { interrupted: [], restarted: [], restartFailures: [], unreadable: [], removedLeftovers: 0 };
+  private report: LabOpenReport = { interrupted: [], restarted: [], restartFailures: [], unreadable: [], removedLeftovers: 0, resumable: [] };
 
   private constructor(
     private readonly o: LabHypervisorOptions,
@@ -599,7 +606,10 @@ export class LabHypervisor implements Hypervisor {
         }
       }
     }
-    this.report = { interrupted, restarted, restartFailures, unreadable, removedLeftovers };
+    const resumable = [...this.vms.values()]
+      .filter((rt) => rt.config.power === 'Off' && rt.config.resumeOnOpen && rt.config.fence === null)
+      .map((rt) => rt.config.name);
+    this.report = { interrupted, restarted, restartFailures, unreadable, removedLeftovers, resumable };
   }
 
   /** Off → Starting → Running; on failure back to Off with everything the guest opened closed. Under the VM lock. */
