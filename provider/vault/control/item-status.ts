@@ -43,11 +43,31 @@ export interface ItemStatus {
   readonly lastReplicatedTime?: string;
   readonly rpoSeconds?: number;
   readonly statistics?: JsonObject;
+  /** The current or last failover (docs/failover.md §5). */
+  readonly failover?: FailoverInfo;
+  /** The test-failover VM, while one exists. */
+  readonly testFailover?: { readonly vm: string; readonly host: string; readonly point?: JsonObject; readonly job: string };
   /** The job that currently owns the item, if any. */
   readonly activeJob?: { readonly id: string; readonly type: string };
   readonly lastJob?: { readonly id: string; readonly type: string; readonly state: string };
   /** Latest refused state report, for diagnosis. */
   readonly lastRefusedTransition?: { readonly from: string; readonly to: string; readonly code: string; readonly message: string; readonly at: string };
+}
+
+/** What the vault records of a failover (docs/failover.md §5). */
+export interface FailoverInfo {
+  readonly type: 'planned' | 'unplanned';
+  /** The point spec asked for: `latest`, `latestAppConsistent` or an ISO time. */
+  readonly requested: string;
+  /** The point the failover VM runs from (the first disk's), once started. */
+  readonly point?: JsonObject;
+  /** Per disk: the point id. */
+  readonly diskPoints?: JsonObject;
+  readonly vm?: string;
+  readonly host?: string;
+  readonly startedAt?: string;
+  readonly committedAt?: string;
+  readonly job: string;
 }
 
 /** The status of a new item. */
