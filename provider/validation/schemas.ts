@@ -24,6 +24,7 @@ export const SCHEMA_NAMES = [
   'heartbeat',
   'command-update',
   'agent-report',
+  'failover-request',
 ] as const;
 
 export type SchemaName = (typeof SCHEMA_NAMES)[number];

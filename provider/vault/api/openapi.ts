@@ -161,7 +161,17 @@ function responseSchemas(kinds: readonly { kind: string; component: string }[]):
         heartbeatIntervalSeconds: { type: 'number' }, commandLeaseSeconds: { type: 'number' }, serverTime: isoTime,
       },
     },
-    HeartbeatResponse: { type: 'object', properties: { heartbeatIntervalSeconds: { type: 'number' }, serverTime: isoTime, pendingCommands: { type: 'integer' }, connectionState: { type: 'string' } } },
+    HeartbeatResponse: {
+      type: 'object',
+      properties: {
+        heartbeatIntervalSeconds: { type: 'number' }, serverTime: isoTime, pendingCommands: { type: 'integer' }, connectionState: { type: 'string' },
+        fence: {
+          type: 'array',
+          description: 'VMs of this host whose items failed over: keep them fenced, their replication stopped (docs/failover.md §6).',
+          items: { type: 'object', properties: { vm: { type: 'string' }, item: { type: 'string' }, itemUid: { type: 'string' }, reason: { type: 'string' } } },
+        },
+      },
+    },
     ReportResponse: {
       type: 'object',
       properties: {

@@ -1,5 +1,10 @@
 /** Every job type this vault runs; docs/jobs.md describes each. */
-import { protectionDisable, protectionEnable, protectionUpdate, resyncRun } from './handlers';
+import {
+  failoverCommit, failoverPlanned, failoverTest, failoverTestCleanup, failoverUnplanned, protectionDisable, protectionEnable, protectionUpdate, resyncRun,
+} from './handlers';
 import type { JobHandler } from './job-handler';
 
-export const JOB_HANDLERS: readonly JobHandler[] = [protectionEnable, protectionDisable, protectionUpdate, resyncRun];
+export const JOB_HANDLERS: readonly JobHandler[] = [
+  protectionEnable, protectionDisable, protectionUpdate, resyncRun,
+  failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit,
+];

@@ -15,7 +15,10 @@ const EXPECTED = [
   ...['sites', 'replicationPolicies', 'networkMappings', 'protectedItems', 'recoveryPlans'].flatMap((c) => [
     `GET /v1/vaults/{vault}/${c}`, `PUT /v1/vaults/{vault}/${c}/{name}`, `GET /v1/vaults/{vault}/${c}/{name}`, `DELETE /v1/vaults/{vault}/${c}/{name}`,
   ]),
+  'POST /v1/vaults/{vault}/protectedItems/{name}/commit',
+  'POST /v1/vaults/{vault}/protectedItems/{name}/failover',
   'POST /v1/vaults/{vault}/protectedItems/{name}/resync',
+  'POST /v1/vaults/{vault}/protectedItems/{name}/testCleanup',
   'GET /v1/vaults/{vault}/protectedItems/{name}/recoveryPoints',
   'GET /v1/vaults/{vault}/hosts', 'GET /v1/vaults/{vault}/hosts/{host}', 'DELETE /v1/vaults/{vault}/hosts/{host}',
   'GET /v1/vaults/{vault}/jobs', 'GET /v1/vaults/{vault}/jobs/{id}', 'POST /v1/vaults/{vault}/jobs/{id}/cancel',

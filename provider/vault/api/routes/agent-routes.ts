@@ -5,6 +5,7 @@
  * only; the vault never connects to an agent.
  */
 
+import { fenceOrdersFor } from '../../control/failovers';
 import { applyCommandUpdate, nextLeaseExpiry, takeCommands, type CommandUpdate } from '../../control/commands';
 import { recordContact, registerHost, type HeartbeatBody, type RegistrationRequest } from '../../control/hosts';
 import { topics } from '../../control/notifier';
@@ -44,6 +45,7 @@ export function agentRoutes(): Route[] {
             serverTime: iso(ctx.app.services.clock.now()),
             pendingCommands: pending,
             connectionState: host.status.connectionState ?? 'Connected',
+            fence: fenceOrdersFor(ctx.app.services, v.key, host.name),
           },
         };
       },

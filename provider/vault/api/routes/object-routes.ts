@@ -17,6 +17,7 @@ import { iso } from '../../control/services';
 import { hostJson, jobJson, objectJson } from '../representation';
 import type { Route, RouteContext, RouteResult } from '../route';
 import { checkIfMatch, checkName, errors, etag, ref, vaultOf } from './helpers';
+import { failoverRoutes } from './failover-routes';
 
 /** Split the optional `name` member off a body and check it matches the path. */
 function specOf(ctx: RouteContext, name: string): JsonObject {
@@ -287,5 +288,5 @@ const hostRoutes: Route[] = [
 
 /** Every object route. */
 export function objectRoutes(): Route[] {
-  return [...vaultRoutes, ...KINDS.flatMap(kindRoutes), ...itemRoutes, ...hostRoutes];
+  return [...vaultRoutes, ...KINDS.flatMap(kindRoutes), ...itemRoutes, ...failoverRoutes(), ...hostRoutes];
 }

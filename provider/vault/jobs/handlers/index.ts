@@ -3,3 +3,8 @@ export { protectionDisable } from './protection-disable';
 export { protectionEnable } from './protection-enable';
 export { protectionUpdate } from './protection-update';
 export { resyncRun } from './resync-run';
+export { failoverCommit } from './failover-commit';
+export { failoverPlanned } from './failover-planned';
+export { failoverTest } from './failover-test';
+export { failoverTestCleanup } from './failover-test-cleanup';
+export { failoverUnplanned } from './failover-unplanned';

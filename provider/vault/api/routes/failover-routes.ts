@@ -1,0 +1,51 @@
+/**
+ * Routes of the failover operations of one protected item (docs/failover.md,
+ * docs/vault-api.md §11): failover (test, planned, unplanned; an unplanned
+ * failover of a FailedOver item changes its point), commit, and test
+ * cleanup. Each answers 202 with the job it started; 404 for an unknown
+ * item; 409 when another job owns the item or its state refuses the
+ * operation (the error names the state).
+ */
+
+import type { JsonObject } from '../../store/records';
+import { type FailoverOperation, requestFailover } from '../../control/failovers';
+import { jobJson } from '../representation';
+import type { Route, RouteContext, RouteResult } from '../route';
+import { checkName, errors, ref, vaultOf } from './helpers';
+
+function start(ctx: RouteContext, op: FailoverOperation, input: JsonObject = {}): RouteResult {
+  const v = vaultOf(ctx);
+  const job = requestFailover(ctx.app.services, ctx.app.engine, v.key, checkName(ctx, 'name'), op, input);
+  ctx.app.engine.kick(job.id);
+  return { status: 202, body: jobJson(job, v.name) };
+}
+
+const jobAnswer = { 202: { description: 'The job.', schema: ref('Job') }, ...errors(401, 404, 409) };
+
+/** Every failover route. */
+export function failoverRoutes(): Route[] {
+  return [
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/failover', operationId: 'failoverProtectedItem', summary: 'Start a failover',
+      description: 'Starts failover.test, failover.planned or failover.unplanned (docs/failover.md §3). An unplanned failover of a FailedOver item changes its recovery point.',
+      tags: ['protectedItems'], auth: 'admin', body: 'failover-request',
+      responses: { ...jobAnswer, ...errors(400) },
+      handle: (ctx) => {
+        const body = ctx.body as { type: 'test' | 'planned' | 'unplanned'; point?: string };
+        return start(ctx, body.type, body.point === undefined ? {} : { point: body.point });
+      },
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/commit', operationId: 'commitFailover', summary: 'Commit a failover',
+      description: 'Starts failover.commit for a FailedOver item: its point becomes the only one.',
+      tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
+      handle: (ctx) => start(ctx, 'commit'),
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/testCleanup', operationId: 'cleanUpTestFailover', summary: 'Clean up a test failover',
+      description: 'Starts failover.testCleanup: the test VM and everything it created are removed.',
+      tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
+      handle: (ctx) => start(ctx, 'testCleanup'),
+    },
+  ];
+}

@@ -1,0 +1,37 @@
+/**
+ * `failover.test` (docs/failover.md §3): a disposable VM `<vm>-test` on the
+ * recovery host, on copy-on-write overlays over the chosen point's view,
+ * attached to the mapped test networks. The replication state does not
+ * change and replication keeps running; the replica is never written.
+ *
+ * Idempotent (the agent returns the same VM for the same request). What a
+ * failure or a cancellation leaves behind: the compensation removes the test
+ * VM if its host is connected (else `protectedItem.leftovers` names it) and
+ * clears `status.testFailover`.
+ */
+
+import { updateItem } from '../../control/item-status';
+import type { JobHandler } from '../job-handler';
+import { bestEffortCommand, itemJobHooks, itemPayload, loadItem } from './item-job';
+import { checkPrerequisites, startFailoverVm } from './failover-steps';
+
+export const failoverTest: JobHandler = {
+  type: 'failover.test',
+  targetKind: 'protectedItem',
+  steps: [
+    { name: 'checkPrerequisites', title: 'Check the recovery host and test network mappings', run: async (ctx) => checkPrerequisites(ctx, false, true) },
+    { name: 'startTestVm', title: 'Start the test VM', weight: 2, run: (ctx) => startFailoverVm(ctx, true) },
+  ],
+  ...itemJobHooks(),
+  async compensate(ctx) {
+    const c = loadItem(ctx);
+    const target = ctx.get('target');
+    if (typeof target === 'string') {
+      await bestEffortCommand(ctx, 'removeTestVm', target, 'failover.removeVm', { ...itemPayload(c), vmName: `${c.spec.vm}-test` }, `test VM ${c.spec.vm}-test`);
+    }
+    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => {
+      const { testFailover: _drop, ...rest } = s;
+      return rest;
+    });
+  },
+};
