@@ -24,6 +24,9 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   jobs: async () => (await import('./commands/jobs')).jobs,
   'recovery-points': async () => (await import('./commands/operator')).recoveryPoints,
   resync: async () => (await import('./commands/operator')).resync,
+  failover: async () => (await import('./commands/failover')).failover,
+  commit: async () => (await import('./commands/failover')).commit,
+  'test-cleanup': async () => (await import('./commands/failover')).testCleanup,
 };
 
 export const USAGE = `usage: lifeboat COMMAND [options]
@@ -35,6 +38,10 @@ LIFEBOAT_TOKEN_FILE, or the lab in ./.lab; --output json for scripts):
   jobs [ID] [--watch]          the latest jobs, one job's steps, or follow jobs to their end
   recovery-points ITEM         an item's retained recovery points
   resync ITEM [--wait]         start a resynchronisation of an item
+  failover ITEM --type test|planned|unplanned [--point latest|latestAppConsistent|TIME]
+                               fail an item over (follows the job; --detach returns at once)
+  commit ITEM                  commit a failover: its point becomes the only one
+  test-cleanup ITEM            remove an item's test-failover VM
 
 Processes:
   vault serve --data-dir DIR [--host A] [--port N]

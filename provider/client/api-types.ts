@@ -77,6 +77,33 @@ export interface ProtectedItemStatus {
   readonly statistics?: ItemStatistics;
   readonly activeJob?: { readonly id: string; readonly type: string };
   readonly lastJob?: { readonly id: string; readonly type: string; readonly state: JobState };
+  /** The current or last failover (docs/failover.md §5). */
+  readonly failover?: FailoverInfo;
+  /** The test-failover VM, while one exists. */
+  readonly testFailover?: { readonly vm: string; readonly host: string; readonly point?: RecoveryPoint; readonly job: string };
+}
+
+/** What the vault records of a failover. */
+export interface FailoverInfo {
+  readonly type: 'planned' | 'unplanned';
+  /** The point spec asked for: `latest`, `latestAppConsistent` or an ISO time. */
+  readonly requested: string;
+  /** The point the failover VM runs from (the first disk's). */
+  readonly point?: RecoveryPoint;
+  /** Per disk: its point id. */
+  readonly diskPoints?: Readonly<Record<string, string>>;
+  readonly vm?: string;
+  readonly host?: string;
+  readonly startedAt?: string;
+  readonly committedAt?: string;
+  readonly job: string;
+}
+
+/** Body of `POST …/protectedItems/{name}/failover` (schemas/failover-request.schema.json). */
+export interface FailoverRequest {
+  readonly type: 'test' | 'planned' | 'unplanned';
+  /** `latest`, `latestAppConsistent` or an ISO time. @default 'latest' */
+  readonly point?: string;
 }
 
 /** `spec` of a protected item (schemas/protected-item.schema.json). */

@@ -18,6 +18,7 @@ import { VaultApiError, VaultTimeoutError, VaultUnreachableError, type FieldProb
 import {
   type Collection,
   type DeleteItemResult,
+  type FailoverRequest,
   type HostSpec,
   type HostStatus,
   type JobFilter,
@@ -228,6 +229,28 @@ export class VaultClient {
   /** Start `resync.run` for an item (Protected or ResynchronizationRequired); returns the job. */
   async resyncProtectedItem(vault: string, name: string): Promise<JobInfo> {
     return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/resync`)).body;
+  }
+
+  /**
+   * Start a failover of an item (docs/failover.md §3): `test`, `planned` or
+   * `unplanned`; `point` is `latest` (default), `latestAppConsistent` or an
+   * ISO time. An unplanned failover of a FailedOver item changes its point.
+   * Returns the job. Throws the API's 404 and 409 (`job.inProgress`,
+   * `protectedItem.notFailoverable`, `testFailover.exists`) as
+   * `VaultApiError`. Not idempotent: each call that is accepted starts a job.
+   */
+  async failover(vault: string, name: string, request: FailoverRequest): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/failover`, request)).body;
+  }
+
+  /** Start `failover.commit` for a FailedOver item; returns the job. 409 `protectedItem.notCommittable` otherwise. */
+  async commitFailover(vault: string, name: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/commit`)).body;
+  }
+
+  /** Start `failover.testCleanup` for an item with a test VM; returns the job. 409 `testFailover.none` otherwise. */
+  async cleanUpTestFailover(vault: string, name: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/testCleanup`)).body;
   }
 
   /** Retained recovery points of an item, oldest first. */
