@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { type ProtectedItemStatus } from '../../../provider/client';
 import { CowOverlay, diskWorkloadOptions, readGuestJournal, readVmConfig, verifyWorkloadDisk, type VmConfig, type WorkloadOptions } from '../../../provider/hypervisor/lab';
 import { HostReplicaTarget } from '../../../provider/targets/host';
-import { TestLab, waitFor } from '../lab/lab-harness';
+import { type TestLab, waitFor } from '../lab/lab-harness';
 
 export const MiB = 1024 * 1024;
 
