@@ -24,6 +24,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   jobs: async () => (await import('./commands/jobs')).jobs,
   'recovery-points': async () => (await import('./commands/operator')).recoveryPoints,
   resync: async () => (await import('./commands/operator')).resync,
+  validate: async () => (await import('./commands/validate')).validate,
   failover: async () => (await import('./commands/failover')).failover,
   commit: async () => (await import('./commands/failover')).commit,
   'test-cleanup': async () => (await import('./commands/failover')).testCleanup,
@@ -42,6 +43,9 @@ LIFEBOAT_TOKEN_FILE, or the lab in ./.lab; --output json for scripts):
                                fail an item over (follows the job; --detach returns at once)
   commit ITEM                  commit a failover: its point becomes the only one
   test-cleanup ITEM            remove an item's test-failover VM
+
+Protection files (no vault needed):
+  validate FILE [--output json]  check a protection file as loadProtection does; exit 1 on problems
 
 Processes:
   vault serve --data-dir DIR [--host A] [--port N]
