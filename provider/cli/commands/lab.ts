@@ -2,10 +2,15 @@
  * `lifeboat lab up|status|down [--dir DIR]` (docs/operations.md §2): a vault,
  * two primary hosts and a recovery host as detached processes on loopback,
  * with demo VMs running seeded workloads, all inside one folder (default
- * `.lab` in the current folder).
+ * `.lab` in the current folder). With `up --protection FILE` the topology
+ * comes from a protection file instead (lab/protection-topology.ts): its
+ * vault and sites, one agent per host, one demo VM per protected VM; the
+ * folder remembers it, so later `up`s restart the same lab.
  *
  * - `up` starts whatever is not running (so it also restarts a lab after
- *   `down`, or one process that died), configures the vault idempotently,
+ *   `down`, or one process that died), configures the vault idempotently
+ *   (a protection lab only creates its vault and sites when absent: the
+ *   stack adopts and owns them),
  *   waits until every host is connected and has reported its VMs, writes
  *   `lab.json` and prints the endpoint and the admin token's file (mode
  *   0600), never the token.
@@ -14,41 +19,56 @@
  * - `down` stops the agents, then the vault (SIGTERM, then SIGKILL after
  *   `--timeout`); idempotent. The data stays for the next `up` unless
  *   `--purge`.
+ *
+ * Errors: a protection file with problems (`lab.invalidProtectionFile`, its
+ * problems printed first), a file that does not fit the folder's lab
+ * (`lab.topologyMismatch`), a file without hosts (`lab.noHosts`,
+ * `lab.noHostForVm`): nothing is started. A process that dies or a wait
+ * that times out (`lab.processDied`, `lab.timeout`) leaves what started
+ * running and recorded in lab.json, so `down` stops it and `up` resumes.
  */
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { VaultClient } from '../../client';
-import { LifeboatError } from '../../errors';
+import { VaultApiError, VaultClient } from '../../client';
+import { InvalidInputError, LifeboatError } from '../../errors';
 import { LabHypervisor } from '../../hypervisor/lab';
 import { MiB, KiB } from '../../units';
+import { formatProblems, validateProtectionFile } from '../../yaml';
 import { type CliContext, type Command, intOption, OUTPUT_OPTION, outputFormat, parse } from '../command';
 import { readTokenFile } from '../connection';
 import { EXIT, NotFoundError } from '../exit-codes';
 import { DEFAULT_LAB_DIR, type LabProcess, type LabState, labStateFile, readLabState, writeLabState } from '../lab/lab-state';
-import { LAB_HOSTS, LAB_POLICY, LAB_POLICY_SPEC, LAB_VAULT, PRIMARY_SITE, RECOVERY_SITE } from '../lab/lab-topology';
+import { DEMO_TOPOLOGY, LAB_NETWORK, type LabHostSpec, type LabTopology, type LabVmSpec } from '../lab/lab-topology';
+import { topologyFromProtection } from '../lab/protection-topology';
 import { isAlive, spawnDetached, stopProcess } from '../lab/processes';
 import { ago, json, table } from '../output';
 
-const UP_USAGE = 'lifeboat lab up [--dir DIR] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--timeout SECONDS]';
+const UP_USAGE = 'lifeboat lab up [--dir DIR] [--protection FILE] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--timeout SECONDS]';
+
+/** A protection lab's defaults: small disks and quick cycles, so the demo and CI stay short. */
+const PROTECTION_DISK_MIB = 16;
+const PROTECTION_FREQUENCY_MS = 1000;
 const STATUS_USAGE = 'lifeboat lab status [--dir DIR] [--output json]';
 const DOWN_USAGE = 'lifeboat lab down [--dir DIR] [--timeout SECONDS] [--purge]';
 
 export const labUp: Command = async (args, ctx) => {
   const { values } = parse(args, {
-    dir: { type: 'string' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, timeout: { type: 'string' },
+    dir: { type: 'string' }, protection: { type: 'string' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, timeout: { type: 'string' },
   }, UP_USAGE);
   const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
-  const diskBytes = (intOption(values, 'disk-mib', 1, 1024 * 1024) ?? 64) * MiB;
+  const previous = await readLabState(dir);
+  const topology = await chooseTopology(values.protection as string | undefined, previous, ctx);
+  const fromFile = topology.protectionFile !== undefined;
+  const diskBytes = (intOption(values, 'disk-mib', 1, 1024 * 1024) ?? (fromFile ? PROTECTION_DISK_MIB : 64)) * MiB;
   const rate = (intOption(values, 'rate-kib', 1, 1024 * 1024) ?? 64) * KiB;
   const frequencyOption = intOption(values, 'frequency-ms', 100, 3_600_000);
   const timeoutMs = (intOption(values, 'timeout', 1, 3600) ?? 60) * 1000;
   const deadline = Date.now() + timeoutMs;
   await mkdir(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
-  const previous = await readLabState(dir);
   // A restart keeps the copy frequency override the lab was first started with.
-  const frequencyMs = frequencyOption ?? previous?.frequencyMs;
+  const frequencyMs = frequencyOption ?? (previous === undefined ? (fromFile ? PROTECTION_FREQUENCY_MS : undefined) : previous.frequencyMs);
   const now = new Date().toISOString();
   const procs = new Map<string, LabProcess>();
   for (const p of previous?.processes ?? []) if (isAlive(p.pid, p.dataDir)) procs.set(p.name, p);
@@ -56,9 +76,10 @@ export const labUp: Command = async (args, ctx) => {
   // Saved after every start, so `down` finds whatever runs even if `up` fails half-way.
   const save = async (url: string): Promise<LabState> => {
     const state: LabState = {
-      version: 1, dir, vaultUrl: url, vaultPort: Number(new URL(url).port), vaultName: LAB_VAULT, adminTokenFile: tokenFile,
-      processes: ['vault', ...LAB_HOSTS.map((h) => h.name)].map((n) => procs.get(n) ?? previous?.processes.find((p) => p.name === n)).filter((p): p is LabProcess => p !== undefined),
+      version: 1, dir, vaultUrl: url, vaultPort: Number(new URL(url).port), vaultName: topology.vault.name, adminTokenFile: tokenFile,
+      processes: ['vault', ...topology.hosts.map((h) => h.name)].map((n) => procs.get(n) ?? previous?.processes.find((p) => p.name === n)).filter((p): p is LabProcess => p !== undefined),
       ...(frequencyMs === undefined ? {} : { frequencyMs }),
+      ...(fromFile ? { topology } : {}),
       upAt: now,
     };
     await writeLabState(state);
@@ -81,21 +102,18 @@ export const labUp: Command = async (args, ctx) => {
   const client = new VaultClient({ url: url!, token: await readTokenFile(tokenFile) });
   await waitFor('the vault to answer', deadline, async () => (await client.health().then(() => true, () => false)));
 
-  await client.putVault(LAB_VAULT, { description: 'the Lifeboat lab', heartbeatIntervalSeconds: 10 });
-  await client.putObject(LAB_VAULT, 'sites', PRIMARY_SITE, { kind: 'hyperv-site', description: 'lab primary site', hosts: LAB_HOSTS.filter((h) => h.role === 'primary').map((h) => h.name) });
-  await client.putObject(LAB_VAULT, 'sites', RECOVERY_SITE, { kind: 'hyperv-site', description: 'lab recovery site', hosts: LAB_HOSTS.filter((h) => h.role === 'recovery').map((h) => h.name) });
-  await client.putObject(LAB_VAULT, 'replicationPolicies', LAB_POLICY, LAB_POLICY_SPEC);
+  await configureVault(client, topology);
   const keyFile = path.join(dir, 'registration-key');
-  await writeFile(keyFile, `${await client.registrationKey(LAB_VAULT)}\n`, { mode: 0o600 });
+  await writeFile(keyFile, `${await client.registrationKey(topology.vault.name)}\n`, { mode: 0o600 });
 
-  for (const h of LAB_HOSTS) {
+  for (const h of topology.hosts) {
     if (procs.has(h.name)) continue;
     const dataDir = path.join(dir, 'hosts', h.name);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     if (h.vms.length > 0) await createDemoVms(path.join(dataDir, 'lab'), h.vms, diskBytes, rate);
     const logFile = path.join(dir, 'logs', `${h.name}.log`);
     const pid = spawnDetached([
-      'agent', 'run', '--vault', url!, '--vault-name', LAB_VAULT, '--registration-key-file', keyFile, '--site', h.site, '--name', h.name,
+      'agent', 'run', '--vault', url!, '--vault-name', topology.vault.name, '--registration-key-file', keyFile, '--site', h.site, '--name', h.name,
       '--data-dir', dataDir, '--role', h.role, ...(frequencyMs === undefined || h.role !== 'primary' ? [] : ['--test-frequency-ms', String(frequencyMs)]),
     ], logFile, dir);
     procs.set(h.name, { name: h.name, kind: 'agent', role: h.role, site: h.site, pid, dataDir, logFile, startedAt: now });
@@ -108,8 +126,8 @@ export const labUp: Command = async (args, ctx) => {
     for (const p of state.processes) {
       if (!isAlive(p.pid, p.dataDir)) throw new LifeboatError('lab.processDied', 'nonRecoverable', `${p.name} (pid ${p.pid}) stopped during start-up`, { hint: `see its log: ${p.logFile}` });
     }
-    const hosts = await client.listHosts(LAB_VAULT).catch(() => []);
-    return LAB_HOSTS.every((h) => {
+    const hosts = await client.listHosts(topology.vault.name).catch(() => []);
+    return topology.hosts.every((h) => {
       const host = hosts.find((x) => x.name === h.name);
       return host?.status.connectionState === 'Connected' && host.status.inventory !== undefined
         && h.vms.every((vm) => host.status.inventory!.vms.some((v) => v.name === vm.name));
@@ -118,10 +136,13 @@ export const labUp: Command = async (args, ctx) => {
 
   ctx.out.line('');
   ctx.out.line(`lab up in ${dir}`);
-  ctx.out.line(`vault endpoint: ${url} (vault '${LAB_VAULT}')`);
+  ctx.out.line(`vault endpoint: ${url} (vault '${topology.vault.name}')`);
+  if (fromFile) ctx.out.line(`topology: ${topology.protectionFile} (the vault and its sites; policies, mappings, protected VMs and plans are the stack's)`);
   ctx.out.line(`admin token: ${tokenFile} (mode 0600; not shown)`);
   ctx.out.line('');
-  ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'LOG'], state.processes.map((p) => [p.name, p.kind === 'vault' ? 'vault' : `${p.role} (site ${p.site})`, String(p.pid), path.relative(ctx.cwd, p.logFile) || p.logFile])));
+  ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'VMS', 'LOG'], state.processes.map((p) => [
+    p.name, p.kind === 'vault' ? 'vault' : `${p.role} (site ${p.site})`, String(p.pid), vmsOf(topology, p.name), path.relative(ctx.cwd, p.logFile) || p.logFile,
+  ])));
   ctx.out.line('');
   ctx.out.line(`try: lifeboat status${path.resolve(ctx.cwd, DEFAULT_LAB_DIR) === dir ? '' : ` --lab-dir ${dir}`}   (or export LIFEBOAT_VAULT_URL=${url} LIFEBOAT_TOKEN_FILE=${tokenFile})`);
   return EXIT.ok;
@@ -140,15 +161,20 @@ export const labStatus: Command = async (args, ctx) => {
   }
   const allUp = procs.every((p) => p.running) && health === 'ok';
   if (format === 'json') {
-    ctx.out.line(json({ dir, vaultUrl: state.vaultUrl, vaultName: state.vaultName, adminTokenFile: state.adminTokenFile, vaultHealth: health, up: allUp, processes: procs }));
+    ctx.out.line(json({
+      dir, vaultUrl: state.vaultUrl, vaultName: state.vaultName, adminTokenFile: state.adminTokenFile, vaultHealth: health, up: allUp,
+      ...(state.topology?.protectionFile === undefined ? {} : { protectionFile: state.topology.protectionFile }),
+      processes: procs.map((p) => ({ ...p, vms: (topologyOf(state).hosts.find((h) => h.name === p.name)?.vms ?? []).map((v) => v.name) })),
+    }));
   } else {
     const now = Date.now();
     ctx.out.line(`lab in ${dir}: ${allUp ? 'up' : procs.some((p) => p.running) ? 'partly up' : 'down'}`);
     ctx.out.line(`vault endpoint: ${state.vaultUrl} (vault '${state.vaultName}'): ${health}`);
     ctx.out.line(`admin token: ${state.adminTokenFile}`);
+    if (state.topology?.protectionFile !== undefined) ctx.out.line(`topology: ${state.topology.protectionFile}`);
     ctx.out.line('');
-    ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'STATE', 'STARTED'], procs.map((p) => [
-      p.name, p.kind === 'vault' ? 'vault' : `${p.role ?? '?'} (site ${p.site ?? '?'})`, String(p.pid), p.running ? 'running' : 'stopped', ago(p.startedAt, now),
+    ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'STATE', 'STARTED', 'VMS'], procs.map((p) => [
+      p.name, p.kind === 'vault' ? 'vault' : `${p.role ?? '?'} (site ${p.site ?? '?'})`, String(p.pid), p.running ? 'running' : 'stopped', ago(p.startedAt, now), vmsOf(topologyOf(state), p.name),
     ])));
   }
   return allUp ? EXIT.ok : EXIT.failed;
@@ -189,7 +215,7 @@ async function requireLab(values: Readonly<Record<string, unknown>>, ctx: CliCon
   return { dir, state };
 }
 
-async function createDemoVms(labRoot: string, vms: (typeof LAB_HOSTS)[number]['vms'], diskBytes: number, rate: number): Promise<void> {
+async function createDemoVms(labRoot: string, vms: readonly LabVmSpec[], diskBytes: number, rate: number): Promise<void> {
   // Opening the driver would power off VMs an agent left running when it died
   // (and the agent would then not start them again): open it only to create.
   const missing = vms.filter((vm) => !existsSync(path.join(labRoot, 'vms', vm.name, 'vm.json')));
@@ -201,8 +227,8 @@ async function createDemoVms(labRoot: string, vms: (typeof LAB_HOSTS)[number]['v
       if (existing.has(vm.name)) continue;
       await hv.create({
         name: vm.name,
-        disks: [{ id: 'disk0', sizeBytes: diskBytes }],
-        nics: [{ name: 'nic0', network: 'lab-net' }],
+        disks: (vm.disks ?? ['disk0']).map((id) => ({ id, sizeBytes: diskBytes })),
+        nics: [{ name: 'nic0', network: vm.network ?? LAB_NETWORK }],
         workload: { seed: vm.seed, pattern: vm.pattern, bytesPerSecond: rate },
         tags: { 'lifeboat.lab.demo': 'true' },
       });
@@ -211,6 +237,77 @@ async function createDemoVms(labRoot: string, vms: (typeof LAB_HOSTS)[number]['v
   } finally {
     // Running VMs are remembered as running: the agent starts them again.
     await hv.close();
+  }
+}
+
+/** The topology a folder's lab runs: the one it recorded, else the demo's. */
+function topologyOf(state: LabState): LabTopology {
+  return state.topology ?? DEMO_TOPOLOGY;
+}
+
+function vmsOf(topology: LabTopology, host: string): string {
+  return (topology.hosts.find((h) => h.name === host)?.vms ?? []).map((v) => v.name).join(', ') || '-';
+}
+
+/**
+ * The topology for this `up`: from `--protection FILE` when given (merged
+ * with what the folder's lab already runs: hosts and VMs the file adds are
+ * added, none is removed), else the folder's recorded one, else the demo's.
+ */
+async function chooseTopology(file: string | undefined, previous: LabState | undefined, ctx: CliContext): Promise<LabTopology> {
+  if (file === undefined) return previous === undefined ? DEMO_TOPOLOGY : topologyOf(previous);
+  const absolute = path.resolve(ctx.cwd, file);
+  const result = await validateProtectionFile(absolute);
+  if (result.model === undefined) {
+    ctx.out.error(formatProblems(result.problems.map((p) => ({ ...p, file }))));
+    throw new InvalidInputError('lab.invalidProtectionFile', `${file}: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} (listed above); nothing was started`, {
+      where: { file }, hint: `fix them (\`lifeboat validate ${file}\` checks the file alone), then run lab up again`,
+    });
+  }
+  const wanted = topologyFromProtection(result.model, absolute);
+  if (previous === undefined) return wanted;
+  const current = topologyOf(previous);
+  if (current.protectionFile === undefined || current.vault.name.toLowerCase() !== wanted.vault.name.toLowerCase()) {
+    throw new InvalidInputError('lab.topologyMismatch', `the lab in ${previous.dir} runs ${current.protectionFile === undefined ? 'the demo topology' : `vault '${current.vault.name}' (from ${current.protectionFile})`}, not vault '${wanted.vault.name}' of ${file}`, {
+      where: { file }, hint: `use another folder (--dir), or remove this lab first: lifeboat lab down --purge --dir ${previous.dir}`,
+    });
+  }
+  const hosts = new Map<string, LabHostSpec>(current.hosts.map((h) => [h.name.toLowerCase(), h]));
+  for (const h of wanted.hosts) {
+    const had = hosts.get(h.name.toLowerCase());
+    if (had === undefined) hosts.set(h.name.toLowerCase(), h);
+    else hosts.set(h.name.toLowerCase(), { ...had, vms: [...had.vms, ...h.vms.filter((v) => !had.vms.some((x) => x.name.toLowerCase() === v.name.toLowerCase()))] });
+  }
+  const sites = [...current.sites, ...wanted.sites.filter((s) => !current.sites.some((c) => c.name.toLowerCase() === s.name.toLowerCase()))];
+  return { ...current, sites, hosts: [...hosts.values()], protectionFile: absolute };
+}
+
+/**
+ * The demo lab PUTs its vault, sites and policy at every `up`; a protection
+ * lab creates its vault and sites only when absent (the stack adopts them
+ * and may change them afterwards).
+ */
+async function configureVault(client: VaultClient, topology: LabTopology): Promise<void> {
+  const vault = topology.vault.name;
+  if (topology.objects === 'converge') {
+    await client.putVault(vault, topology.vault.spec as Parameters<VaultClient['putVault']>[1]);
+    for (const s of topology.sites) await client.putObject(vault, 'sites', s.name, s.spec as Parameters<VaultClient['putObject']>[3]);
+    for (const p of topology.policies) await client.putObject(vault, 'replicationPolicies', p.name, p.spec as Parameters<VaultClient['putObject']>[3]);
+    return;
+  }
+  if (!(await exists(() => client.getVault(vault)))) await client.putVault(vault, topology.vault.spec as Parameters<VaultClient['putVault']>[1]);
+  for (const s of topology.sites) {
+    if (!(await exists(() => client.getObject(vault, 'sites', s.name)))) await client.putObject(vault, 'sites', s.name, s.spec as Parameters<VaultClient['putObject']>[3]);
+  }
+}
+
+async function exists(get: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await get();
+    return true;
+  } catch (e) {
+    if (e instanceof VaultApiError && e.status === 404) return false;
+    throw e;
   }
 }
 

@@ -10,6 +10,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { InvalidInputError } from '../../errors';
 import { writeFileAtomic } from '../../agent/agent-files';
+import { type LabTopology } from './lab-topology';
 
 /** The lab's folder when `--dir` is not given: `.lab` in the current folder. */
 export const DEFAULT_LAB_DIR = '.lab';
@@ -44,6 +45,8 @@ export interface LabState {
   readonly processes: readonly LabProcess[];
   /** `--frequency-ms` of the first `up` (test only), kept for restarts. @default none */
   readonly frequencyMs?: number;
+  /** The topology of a lab started from a protection file (`up --protection`). @default none: the demo topology */
+  readonly topology?: LabTopology;
   /** ISO time of the last `lab up`. */
   readonly upAt: string;
   /** ISO time of the last `lab down`, if it came after the last `up`. */

@@ -58,6 +58,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 
 interface StateFile {
   readonly vaultUrl: string;
+  readonly vaultName: string;
   readonly adminTokenFile: string;
   readonly processes: readonly { readonly name: string; readonly pid: number; readonly dataDir: string; readonly logFile: string }[];
 }
@@ -66,11 +67,22 @@ interface StateFile {
 export class TestLab {
   private constructor(readonly root: string, readonly dir: string, public state: StateFile, readonly client: VaultClient, readonly upOutput: CliResult) {}
 
-  /** `lifeboat lab up` in a fresh folder. */
-  static async up(args: readonly string[] = []): Promise<TestLab> {
+  /**
+   * `lifeboat lab up` in a fresh folder. `prepare` runs first in the
+   * temporary root (to write a protection file there) and returns more
+   * arguments for `up`.
+   */
+  static async up(args: readonly string[] = [], o: { prepare?: (root: string) => Promise<readonly string[]>; timeoutMs?: number } = {}): Promise<TestLab> {
     const root = await mkdtemp(path.join(tmpdir(), 'lb-lab-'));
     const dir = path.join(root, 'lab');
-    const r = await lifeboat(['lab', 'up', '--dir', dir, ...args]);
+    let more: readonly string[] = [];
+    try {
+      more = o.prepare === undefined ? [] : await o.prepare(root);
+    } catch (e) {
+      await rm(root, { recursive: true, force: true });
+      throw e;
+    }
+    const r = await lifeboat(['lab', 'up', '--dir', dir, ...args, ...more], o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
     if (r.code !== 0) {
       const logs = await TestLab.logsOf(dir);
       await lifeboat(['lab', 'down', '--dir', dir, '--timeout', '2']);
@@ -158,7 +170,7 @@ export class TestLab {
 
   /** Wait for a job to end; fails with the job's errors if it does not succeed. */
   async jobSucceeds(id: string, timeoutMs = 60_000): Promise<JobInfo> {
-    const job = await this.client.waitForJob('lab', id, { pollMs: 200, timeoutMs });
+    const job = await this.client.waitForJob(this.state.vaultName, id, { pollMs: 200, timeoutMs });
     if (job.state !== 'Succeeded') throw new Error(`job ${id} ended ${job.state}: ${JSON.stringify(job.errors)}\n${await TestLab.logsOf(this.dir)}`);
     return job;
   }
@@ -171,7 +183,8 @@ export class TestLab {
 
   /** The tail of every log, for failure messages. */
   static async logsOf(dir: string): Promise<string> {
-    const names = ['vault', 'primary-1', 'primary-2', 'recovery-1'];
+    const recorded = await readFile(path.join(dir, 'lab.json'), 'utf8').then((t) => (JSON.parse(t) as StateFile).processes.map((p) => p.name), () => undefined);
+    const names = recorded ?? ['vault', 'primary-1', 'primary-2', 'recovery-1'];
     const parts = await Promise.all(names.map(async (n) => {
       const text = await readFile(path.join(dir, 'logs', `${n}.log`), 'utf8').catch(() => '');
       return `--- ${n}.log\n${text.split('\n').slice(-25).join('\n')}`;
