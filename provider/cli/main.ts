@@ -55,6 +55,7 @@ Processes:
 
 The local lab (a vault, two primary hosts, a recovery host, demo VMs, on loopback):
   lab up [--dir DIR]           start it (default folder ./.lab); prints the endpoint and the token file
+  lab up --protection FILE     a lab shaped by a protection file: its vault, sites, hosts and VMs
   lab status [--dir DIR]       its processes and the vault's health
   lab down [--dir DIR] [--purge]
 
