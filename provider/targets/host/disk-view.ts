@@ -66,6 +66,16 @@ export class HostDiskView implements DiskView {
     return { extentsConsulted: this.built, undoFiles: this.sources.length, mappedExtents: this.map.length, extentsIncorporated: this.incorporated };
   }
 
+  /**
+   * The byte ranges where the view differs, or may differ, from the head:
+   * the extents of every cycle committed after the point (sorted, disjoint).
+   * Reprotect uses them as the blocks the old primary shipped after a
+   * failover point (docs/failover.md §7). No I/O.
+   */
+  changedExtents(): readonly { readonly offset: number; readonly length: number }[] {
+    return this.map.map((e) => ({ offset: e.start, length: e.end - e.start }));
+  }
+
   /** Whether the view can still be read. */
   get usable(): boolean {
     return this.closedReason === undefined;
