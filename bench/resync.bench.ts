@@ -168,8 +168,8 @@ async function main(): Promise<void> {
               const points = await (await o.target.openDisk({ diskId: DISK_ID, sizeBytes: size })).listPoints();
               if (points.length !== 2) throw new Error(`expected the initial point and the resync's, found ${points.length}`);
               crossed.set(name, {
-                bytes: s.sentBytes + DIGEST_BYTES * s.comparedBlocks,
-                detail: `${s.differingBlocks} of ${s.comparedBlocks} blocks differed: ${formatBytes(s.sentBytes)} of blocks + ${formatBytes(DIGEST_BYTES * s.comparedBlocks)} of digests`,
+                bytes: s.sentBytes + s.digestBytes,
+                detail: `${s.differingBlocks} of ${s.comparedBlocks} blocks differed: ${formatBytes(s.sentBytes)} of blocks + ${formatBytes(s.digestBytes)} of digests (${formatBytes(DIGEST_BYTES * s.comparedBlocks)} of them for the ${blockSize / KiB} KiB blocks)`,
               });
               replicaPath = o.replicaPath;
             } finally {

@@ -56,11 +56,13 @@ export interface PassStats {
   readonly skippedBytes: number;
   /** Blocks whose digests were compared (resync). */
   readonly comparedBlocks: number;
-  /** Blocks that differed and were sent (resync). */
+  /** Blocks whose digests differed (resync); with two levels, only their differing fine blocks were sent. */
   readonly differingBlocks: number;
+  /** Bytes of digests the replica returned (resync, both levels): what crossed besides the blocks sent. */
+  readonly digestBytes: number;
 }
 
-export const emptyStats: PassStats = { scannedBytes: 0, sentBytes: 0, skippedBytes: 0, comparedBlocks: 0, differingBlocks: 0 };
+export const emptyStats: PassStats = { scannedBytes: 0, sentBytes: 0, skippedBytes: 0, comparedBlocks: 0, differingBlocks: 0, digestBytes: 0 };
 
 export function initialProgress(): ReplicationProgress {
   return {

@@ -8,7 +8,7 @@
  * other (the caller's loop serialises them). Guest writes to the tracked disk
  * may run concurrently with everything here.
  */
-import { BugError, LifeboatError, NonRecoverableError, ResyncRequiredError } from '../errors';
+import { BugError, InvalidInputError, LifeboatError, NonRecoverableError, ResyncRequiredError } from '../errors';
 import { type Clock, systemClock } from '../clock';
 import { HOUR, MiB, KiB } from '../units';
 import { type BandwidthLimiter } from './bandwidth';
@@ -21,10 +21,11 @@ import {
   readProgress,
   writeProgress,
 } from './progress-file';
-import { blockRangesToRegions, compareDigests, digestBlocks, regionsToBlockRanges, validateBlockSize } from './resync-plan';
+import { type HashedBlocks, type BlockHasher, sharedBlockHasher } from './block-hasher';
+import { DIGEST_BYTES, blockRangesToRegions, compareDigests, differingRegions, regionsToBlockRanges, validateBlockSize } from './resync-plan';
 import { coalesceSegments } from './extent-map';
 import { type SealedSegmentInfo, type TrackedDisk } from './tracker';
-import { type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
+import { type BlockDigests, type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
 
 /** Asks the guest to quiesce; resolves with a function that resumes it. */
 export type QuiesceHook = () => Promise<() => Promise<void>>;
@@ -43,6 +44,14 @@ export interface ReplicatorOptions {
   readonly batchBytes?: number;
   /** Resync block size; a multiple of 4 KiB. @default 64 KiB */
   readonly blockSize?: number;
+  /**
+   * Block size of the second compare level inside differing blocks (§7.1):
+   * a multiple of 4 KiB that divides `blockSize`; equal to it for one level.
+   * @default 4 KiB
+   */
+  readonly fineBlockSize?: number;
+  /** Threads that hash the source's blocks. @default sharedBlockHasher */
+  readonly hasher?: BlockHasher;
   /** Keep points this long. @default 24 hours */
   readonly retentionMs?: number;
   /** Take an app-consistent point this often; 0 never. @default 0 */
@@ -97,6 +106,41 @@ interface Progress extends ReplicationProgress {
   readonly shippedChecksum?: number;
   /** Time of the last committed shipment: the replica equals the source at the last seal before it. */
   readonly lastSyncAt?: number;
+}
+
+/** Default second-level compare block (§7.1): a guest page, the unit of most scattered writes. */
+const DEFAULT_FINE_BLOCK_SIZE = 4 * KiB;
+
+/** Source bytes a compare hashes and keeps before comparing them with the replica's digests. */
+const COMPARE_WINDOW_BYTES = 8 * MiB;
+
+/** The source bytes of a compare window, in the chunks they were read in. */
+class SourceWindow {
+  constructor(
+    readonly offset: number,
+    private readonly chunks: readonly Buffer[],
+    /** Digests of the window's blocks, in order. */
+    readonly digests: readonly Buffer[],
+  ) {}
+
+  /** `length` bytes at `from` (relative to the window): a view when within one chunk, else a copy. */
+  slice(from: number, length: number): Buffer {
+    const parts: Buffer[] = [];
+    let skip = from;
+    let left = length;
+    for (const c of this.chunks) {
+      if (left <= 0) break;
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      const n = Math.min(c.length - skip, left);
+      parts.push(c.subarray(skip, skip + n));
+      left -= n;
+      skip = 0;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
 }
 
 /** Granularity of zero detection in a copy pass. */
@@ -156,6 +200,8 @@ export class DiskReplicator {
   private readonly chunkBytes: number;
   private readonly batchBytes: number;
   private readonly blockSize: number;
+  private readonly fineBlockSize: number;
+  private readonly hasher: BlockHasher;
 
   private constructor(private readonly o: ReplicatorOptions, progress: Progress) {
     this.progress = progress;
@@ -164,6 +210,14 @@ export class DiskReplicator {
     this.blockSize = o.blockSize ?? 64 * KiB;
     this.batchBytes = Math.max(this.blockSize, Math.floor((o.batchBytes ?? 64 * MiB) / this.blockSize) * this.blockSize);
     validateBlockSize(this.blockSize);
+    this.fineBlockSize = o.fineBlockSize ?? Math.min(this.blockSize, DEFAULT_FINE_BLOCK_SIZE);
+    validateBlockSize(this.fineBlockSize);
+    if (this.blockSize % this.fineBlockSize !== 0) {
+      throw new InvalidInputError('resync.invalidBlockSize', `fine block size ${this.fineBlockSize} does not divide the block size ${this.blockSize}`, {
+        hint: 'use 4 KiB (the default), or another multiple of 4096 bytes that divides the block size',
+      });
+    }
+    this.hasher = o.hasher ?? sharedBlockHasher;
   }
 
   /**
@@ -575,40 +629,94 @@ export class DiskReplicator {
   }
 
   /**
-   * Block compare: only digests come back from the replica; differing blocks
-   * go out. The source is read a chunk (many blocks) at a time.
+   * Block compare (§7.1): only digests come back from the replica; only
+   * differing blocks go out. Two levels: digests of `blockSize` blocks over
+   * the whole batch, then digests of `fineBlockSize` blocks only inside the
+   * blocks that differed, so a scattered small change costs one fine block,
+   * not one coarse block, while the digest traffic stays near that of the
+   * coarse blocks. The replica's digests are asked for before the source is
+   * read, so both sides hash at the same time (on the hasher's threads here,
+   * on the replica's host there). The source bytes of a window are kept
+   * until its comparison is done: what is sent is what was hashed.
    */
   private async compareBatch(batch: readonly Region[], w: CycleWriter, stats: PassStats): Promise<PassStats> {
-    let { scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks } = stats;
+    let { scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks, digestBytes } = stats;
     const bs = this.blockSize;
+    const fine = this.fineBlockSize;
+    const size = this.o.source.sizeBytes;
     const chunk = Math.max(bs, Math.floor(this.chunkBytes / bs) * bs);
+    const window = Math.max(chunk, Math.floor(COMPARE_WINDOW_BYTES / chunk) * chunk);
     for (const r of batch) {
-      const first = r.offset / bs;
-      const end = Math.min(this.o.source.sizeBytes, r.offset + r.length);
-      const remote = await this.o.replica.hashBlocks(bs, first, Math.ceil((end - r.offset) / bs));
-      for (let at = r.offset; at < end; at += chunk) {
+      const end = Math.min(size, r.offset + r.length);
+      // Every window's replica digests are requested at once (digests are small): the replica hashes ahead of the source.
+      const theirs: Array<Promise<BlockDigests>> = [];
+      for (let at = r.offset; at < end; at += window) {
+        const p = this.o.replica.hashBlocks(bs, at / bs, Math.ceil((Math.min(end, at + window) - at) / bs));
+        p.catch(() => undefined); // observed below, or abandoned after an earlier failure
+        theirs.push(p);
+      }
+      for (let i = 0, at = r.offset; at < end; i++, at += window) {
         this.checkAborted();
-        const data = await this.o.source.read(at, Math.min(chunk, end - at));
-        scannedBytes += data.length;
-        const firstBlock = at / bs;
-        const local = digestBlocks(data, bs, firstBlock);
-        const start = firstBlock - first;
-        const theirs = { blockSize: bs, firstBlock, digests: remote.digests.slice(start, start + local.digests.length) };
-        const differing = compareDigests(local, theirs);
-        comparedBlocks += local.digests.length;
-        differingBlocks += differing.length;
-        skippedBytes += data.length;
-        for (const block of differing) {
-          const from = block * bs - at;
-          const piece = data.subarray(from, Math.min(from + bs, data.length));
+        const winEnd = Math.min(end, at + window);
+        const mine = await this.hashSource(at, winEnd, chunk, bs);
+        const remote = await theirs[i]!;
+        scannedBytes += winEnd - at;
+        skippedBytes += winEnd - at;
+        comparedBlocks += mine.digests.length;
+        digestBytes += DIGEST_BYTES * remote.digests.length;
+        const coarse = compareDigests({ blockSize: bs, firstBlock: at / bs, digests: mine.digests }, remote);
+        differingBlocks += coarse.length;
+        const send: Region[] = [];
+        if (fine === bs) {
+          send.push(...differingRegions(coarse, bs, size));
+        } else {
+          // One request per run of adjacent differing blocks, all in flight together.
+          const runs = differingRegions(coarse, bs, size);
+          const fineTheirs = runs.map((run) => {
+            const p = this.o.replica.hashBlocks(fine, run.offset / fine, Math.ceil(run.length / fine));
+            p.catch(() => undefined);
+            return p;
+          });
+          for (const [k, run] of runs.entries()) {
+            const data = mine.slice(run.offset - at, run.length);
+            const ours = (await this.hasher.digest(data, fine)).digests;
+            const remoteFine = await fineTheirs[k]!;
+            digestBytes += DIGEST_BYTES * remoteFine.digests.length;
+            send.push(...differingRegions(compareDigests({ blockSize: fine, firstBlock: run.offset / fine, digests: ours }, remoteFine), fine, size));
+          }
+        }
+        for (const region of send) {
+          const piece = mine.slice(region.offset - at, region.length);
           skippedBytes -= piece.length;
           await this.o.limiter?.take(piece.length, this.o.signal);
-          await w.write(block * bs, piece);
+          await w.write(region.offset, piece);
           sentBytes += piece.length;
         }
       }
     }
-    return { ...stats, scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks };
+    return { ...stats, scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks, digestBytes };
+  }
+
+  /**
+   * Read `[from, to)` of the source in `chunk`s and hash its `blockSize`
+   * blocks on the hasher's threads, the next chunk read while earlier ones
+   * are hashed. Keeps the bytes.
+   */
+  private async hashSource(from: number, to: number, chunk: number, blockSize: number): Promise<SourceWindow> {
+    const jobs: Array<Promise<HashedBlocks>> = [];
+    try {
+      for (let at = from; at < to; at += chunk) {
+        const data = await this.o.source.read(at, Math.min(chunk, to - at));
+        // `read` returns a new buffer that nothing else holds: it may be handed over.
+        const job = this.hasher.digest(data, blockSize, true);
+        job.catch(() => undefined);
+        jobs.push(job);
+      }
+      const done = await Promise.all(jobs);
+      return new SourceWindow(from, done.map((d) => d.data), done.flatMap((d) => d.digests));
+    } finally {
+      await Promise.allSettled(jobs);
+    }
   }
 
   /** Drop points past retention, always keeping the latest. */

@@ -13,6 +13,7 @@ import { type FileOps, nodeFileOps } from './file-ops';
 import { classifyIoError } from './io-errors';
 import { initialManifest, writeManifest } from './points-manifest';
 import { HostReplicaDisk } from './replica-disk';
+import { type BlockHasher } from '../../replication/block-hasher';
 import { diskIdOfName, diskNameOf, DiskPaths, StorePaths } from './store-layout';
 
 export interface HostReplicaTargetOptions {
@@ -25,6 +26,8 @@ export interface HostReplicaTargetOptions {
    * undo fsync per batch (§7.2). Bounds a cycle's memory. @default 8 MiB
    */
   readonly undoBatchBytes?: number;
+  /** Threads that hash blocks for `hashBlocks`. @default sharedBlockHasher */
+  readonly hasher?: BlockHasher;
 }
 
 /**
@@ -36,6 +39,7 @@ export class HostReplicaTarget implements ReplicaTarget {
   private readonly paths: StorePaths;
   private readonly ops: FileOps;
   private readonly batchBytes: number;
+  private readonly hasher: BlockHasher | undefined;
   private readonly disks = new Map<string, HostReplicaDisk>();
   private readonly mutex = new AsyncMutex();
   private closed = false;
@@ -44,6 +48,7 @@ export class HostReplicaTarget implements ReplicaTarget {
     this.paths = new StorePaths(options.root);
     this.ops = options.fileOps ?? nodeFileOps;
     this.batchBytes = options.undoBatchBytes ?? 8 * MiB;
+    this.hasher = options.hasher;
   }
 
   /**
@@ -116,6 +121,7 @@ export class HostReplicaTarget implements ReplicaTarget {
         diskId,
         sizeBytes,
         undoBatchBytes: this.batchBytes,
+        ...(this.hasher === undefined ? {} : { hasher: this.hasher }),
         onClose: (d) => {
           if (this.disks.get(d.diskId) === d) this.disks.delete(d.diskId);
         },

@@ -17,6 +17,7 @@ import {
   type ReplicaDiskState,
 } from '../../replication/target';
 import { MiB } from '../../units';
+import { type BlockHasher, type HashedBlocks, sharedBlockHasher } from '../../replication/block-hasher';
 import { HostCycleWriter, type CycleHost } from './cycle-writer';
 import { HostDiskView, type ViewHost } from './disk-view';
 import { mergeEarliestWins } from './extent-map';
@@ -28,7 +29,10 @@ import { AsyncMutex } from './async-mutex';
 import { type DiskPaths, parseUndoFileName, pointIdOf } from './store-layout';
 import { MAX_GENERATION_BYTES, UndoFileAppender } from './undo-log';
 
-const HASH_CHUNK = 1 * MiB;
+/** Bytes read (and handed to a hashing thread) at a time by `hashBlocks`. */
+const HASH_SPAN = 4 * MiB;
+/** Spans being hashed while the next is read: bounds memory to (this + 1) spans. */
+const HASH_SPANS_IN_FLIGHT = 2;
 const POINT_KINDS: readonly PointKind[] = ['crashConsistent', 'appConsistent'];
 
 /** Everything a disk needs to open; made by the target. */
@@ -41,6 +45,8 @@ export interface HostReplicaDiskArgs {
   readonly undoBatchBytes: number;
   /** Called once when the disk is closed. */
   readonly onClose: (disk: HostReplicaDisk) => void;
+  /** Threads that hash blocks for `hashBlocks`. @default sharedBlockHasher */
+  readonly hasher?: BlockHasher;
 }
 
 /** Space the store uses for a disk's points, for operators and measurements. */
@@ -92,6 +98,7 @@ export class HostReplicaDisk implements ReplicaDisk {
   private readonly paths: DiskPaths;
   private readonly batchBytes: number;
   private readonly onClose: (disk: HostReplicaDisk) => void;
+  private readonly hasher: BlockHasher;
   private readonly mutex = new AsyncMutex();
   private readonly views = new Set<HostDiskView>();
   private manifest: PointsManifest;
@@ -112,6 +119,7 @@ export class HostReplicaDisk implements ReplicaDisk {
     this.paths = args.paths;
     this.batchBytes = args.undoBatchBytes;
     this.onClose = args.onClose;
+    this.hasher = args.hasher ?? sharedBlockHasher;
     this.manifest = manifest;
     this.host = {
       sizeBytes: args.sizeBytes,
@@ -292,25 +300,61 @@ export class HostReplicaDisk implements ReplicaDisk {
       );
     }
     return this.locked(async () => {
-      const digests: Buffer[] = [];
-      const chunk = Buffer.alloc(Math.min(HASH_CHUNK, blockSize));
       try {
-        for (let b = firstBlock; b < firstBlock + count; b++) {
-          const start = b * blockSize;
-          const end = Math.min(start + blockSize, this.sizeBytes);
-          const hash = createHash('sha256');
-          for (let at = start; at < end; at += chunk.length) {
-            const piece = chunk.subarray(0, Math.min(chunk.length, end - at));
-            await this.readHead(piece, at);
-            hash.update(piece);
-          }
-          digests.push(hash.digest());
-        }
+        return { blockSize, firstBlock, digests: await this.hashHead(blockSize, firstBlock, count) };
       } catch (e) {
         throw classifyIoError(e, `hash blocks of ${this.paths.replica}`);
       }
-      return { blockSize, firstBlock, digests };
     });
+  }
+
+  /**
+   * Read the blocks in spans of at least `HASH_SPAN` (one read per span, not
+   * per block) and hash them on the hasher's threads, reading the next span
+   * while the previous ones are hashed. Under the lock.
+   */
+  private async hashHead(blockSize: number, firstBlock: number, count: number): Promise<Buffer[]> {
+    const start = firstBlock * blockSize;
+    const end = Math.min(start + count * blockSize, this.sizeBytes);
+    if (blockSize > HASH_SPAN) {
+      // Blocks larger than a span: hashed incrementally, a span at a time.
+      const digests: Buffer[] = [];
+      const piece = Buffer.allocUnsafeSlow(HASH_SPAN);
+      for (let b = start; b < end; b += blockSize) {
+        const hash = createHash('sha256');
+        const blockEnd = Math.min(b + blockSize, end);
+        for (let at = b; at < blockEnd; at += HASH_SPAN) {
+          const part = piece.subarray(0, Math.min(HASH_SPAN, blockEnd - at));
+          await this.readHead(part, at);
+          hash.update(part);
+        }
+        digests.push(hash.digest());
+      }
+      return digests;
+    }
+    const span = Math.floor(HASH_SPAN / blockSize) * blockSize;
+    const free: Buffer[] = [];
+    const inFlight: Array<Promise<HashedBlocks>> = [];
+    const digests: Buffer[] = [];
+    const collect = async (): Promise<void> => {
+      const r = await inFlight.shift()!;
+      digests.push(...r.digests);
+      if (r.data.length === span) free.push(r.data);
+    };
+    try {
+      for (let at = start; at < end; at += span) {
+        const len = Math.min(span, end - at);
+        const buf = len === span ? (free.pop() ?? Buffer.allocUnsafeSlow(span)) : Buffer.allocUnsafeSlow(len);
+        await this.readHead(buf, at);
+        inFlight.push(this.hasher.digest(buf, blockSize, true));
+        if (inFlight.length >= HASH_SPANS_IN_FLIGHT) await collect();
+      }
+      while (inFlight.length > 0) await collect();
+    } finally {
+      // Settle what is still in flight after a failed read, so no rejection goes unobserved.
+      await Promise.allSettled(inFlight);
+    }
+    return digests;
   }
 
   /**

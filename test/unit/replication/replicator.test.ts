@@ -20,6 +20,7 @@ import { TrackedDisk } from '../../../provider/replication/tracker';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo, type ReplicaDisk } from '../../../provider/replication/target';
 import { DelegatingReplicaDisk } from './delegating-replica';
 import { HostReplicaTarget } from '../../../provider/targets/host';
+import { BlockHasher } from '../../../provider/replication/block-hasher';
 
 const SIZE = 512 * KiB;
 const DISK = 'disk0';
@@ -110,6 +111,10 @@ interface World {
   target: HostReplicaTarget;
   readonly replica: InterleavingReplica;
   rep: DiskReplicator;
+  /** Resync block sizes of this run: [coarse, fine]; equal for a one-level compare. */
+  readonly blocks: readonly [number, number];
+  /** Hashing threads of both sides: inline, or on threads for every input (`inlineBytes` 0). */
+  readonly hasher: BlockHasher;
   /** The source disk as the guest sees it. */
   readonly model: Buffer;
   /** The model at the last seal the driver made: the cut of the next point. */
@@ -150,7 +155,9 @@ async function openReplicator(w: World): Promise<DiskReplicator> {
     clock: w.clock,
     chunkBytes: 16 * KiB,
     batchBytes: 64 * KiB,
-    blockSize: 4 * KiB,
+    blockSize: w.blocks[0],
+    fineBlockSize: w.blocks[1],
+    hasher: w.hasher,
     retentionMs: 120 * MINUTE,
     appConsistentEveryMs: 60 * MINUTE,
     quiesce: async () => async () => undefined,
@@ -229,7 +236,7 @@ async function apply(w: World, op: Op): Promise<void> {
       return drive(w, async () => (await w.rep.runCycle()).point);
     case 'restartReplica': {
       await w.target.close();
-      w.target = await HostReplicaTarget.open({ root: w.replicaRoot, undoBatchBytes: 16 * KiB });
+      w.target = await HostReplicaTarget.open({ root: w.replicaRoot, undoBatchBytes: 16 * KiB, hasher: w.hasher });
       w.replica.swap(await w.target.openDisk({ diskId: DISK, sizeBytes: SIZE }));
       w.rep = await openReplicator(w);
       return;
@@ -275,7 +282,14 @@ async function checkPoints(w: World, label: string): Promise<void> {
   }
 }
 
-async function makeWorld(root: string, base: readonly Op[]): Promise<World> {
+/** Resync block sizes the oracle runs with: one level, and two levels of several shapes. */
+const blocksArb = fc.constantFrom<readonly [number, number]>([4 * KiB, 4 * KiB], [16 * KiB, 4 * KiB], [32 * KiB, 8 * KiB], [64 * KiB, 4 * KiB]);
+
+const threadedHasher = new BlockHasher({ inlineBytes: 0 });
+const inlineHasher = new BlockHasher({ threads: 0 });
+
+async function makeWorld(root: string, base: readonly Op[], blocks: readonly [number, number] = [4 * KiB, 4 * KiB], threads = false): Promise<World> {
+  const hasher = threads ? threadedHasher : inlineHasher;
   const srcDir = path.join(root, 'src');
   const replicaRoot = path.join(root, 'replica');
   await fsp.mkdir(srcDir);
@@ -286,9 +300,9 @@ async function makeWorld(root: string, base: readonly Op[]): Promise<World> {
   for (const op of base) if (op.t === 'write') pattern(op.seed, Math.min(op.len, SIZE - op.off)).copy(model, op.off);
   await fsp.writeFile(path.join(srcDir, `${DISK}.raw`), model);
   const tracker = await TrackedDisk.create({ ...trackerOptions({ srcDir, clock }), sizeBytes: SIZE });
-  const target = await HostReplicaTarget.open({ root: replicaRoot, undoBatchBytes: 16 * KiB });
+  const target = await HostReplicaTarget.open({ root: replicaRoot, undoBatchBytes: 16 * KiB, hasher });
   const w = {
-    root, srcDir, replicaRoot, clock, tracker, abandoned: [] as TrackedDisk[], target,
+    root, srcDir, replicaRoot, clock, tracker, abandoned: [] as TrackedDisk[], target, blocks, hasher,
     model, atSeal: Buffer.from(model), expected: new Map<string, Buffer>(), guestSeed: 7, quiet: false,
   } as Omit<World, 'replica' | 'rep'> as World;
   (w as { replica: InterleavingReplica }).replica = new InterleavingReplica(await target.openDisk({ diskId: DISK, sizeBytes: SIZE }), async () => {
@@ -308,17 +322,18 @@ async function closeWorld(w: World): Promise<void> {
 
 describe('replication/replicator: every retained point equals the source at its cut', function () {
   this.timeout(300_000);
+  after(() => threadedHasher.close());
   const seed = Number(process.env.LIFEBOAT_SEED ?? 20261123);
   // Debugging aid: check every point after every operation, not only after cycles.
   const checkEveryOp = process.env.LIFEBOAT_CHECK_EVERY_OP === '1';
 
   it('under random workloads, concurrent guest writes and injected faults', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(writeOp, { maxLength: 8 }), fc.array(opArb, { minLength: 5, maxLength: 45 }), async (base, ops) => {
+      fc.asyncProperty(fc.array(writeOp, { maxLength: 8 }), fc.array(opArb, { minLength: 5, maxLength: 45 }), blocksArb, fc.boolean(), async (base, ops, blocks, threads) => {
         const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
         let w: World | undefined;
         try {
-          w = await makeWorld(root, base);
+          w = await makeWorld(root, base, blocks, threads);
           await drive(w, () => w!.rep.runInitialReplication());
           await checkPoints(w, 'after initial replication');
           for (const [i, op] of ops.entries()) {
