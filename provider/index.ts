@@ -6,3 +6,9 @@ export * from './errors';
 export * from './clock';
 export * from './units';
 export * as diagnostics from './pulumi/diagnostics';
+export {
+  Vault, Site, ReplicationPolicy, NetworkMapping, ProtectedVm, RecoveryPlan, loadProtection, IMPL_VERSION,
+  type VaultArgs, type SiteArgs, type CloudArgs, type ReplicationPolicyArgs, type AssociationArgs, type AzureStorageArgs, type TimeWindowArgs,
+  type NetworkMappingArgs, type MappingTargetArgs, type ProtectedVmArgs, type TargetVmArgs, type RecoveryPlanArgs, type RecoveryGroupArgs,
+  type RecoveryActionArgs, type AdoptableArgs, type VaultObjectArgs, type LoadProtectionOptions, type AdoptOptions, type Protection,
+} from './pulumi';
