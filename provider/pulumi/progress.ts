@@ -24,9 +24,9 @@ export function diskBytes(status: ProtectedItemStatus): number {
   return (status.disks ?? []).reduce((sum, d) => sum + d.sizeBytes, 0);
 }
 
-/** GiB with two decimals: `4.00`. */
+/** GiB, two decimals from 1 GiB up (`4.00`), three significant digits below (`0.00195`). */
 export function gib(bytes: number): string {
-  return (bytes / GIB).toFixed(2);
+  return bytes >= GIB || bytes === 0 ? (bytes / GIB).toFixed(2) : String(Number((bytes / GIB).toPrecision(3)));
 }
 
 /** The sample of a status at clock time `at`. */

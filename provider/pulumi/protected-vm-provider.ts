@@ -120,7 +120,7 @@ export function protectedVmProvider(ctx: ProviderContext): pulumi.dynamic.Resour
     const name = str(inputs, 'name');
     const id = objectId(vault, 'protectedItems', name);
     const enableMs = minutes(inputs, 'operationTimeoutMinutes', DEFAULT_OPERATION_TIMEOUT_MINUTES) * 60_000;
-    const deadline = ctx.clock.now() + (untilProtected === undefined ? enableMs : Math.max(enableMs, untilProtected * 60_000));
+    const deadline = ctx.clock.now() + (untilProtected === undefined ? enableMs : untilProtected * 60_000);
     let last: ObjectEnvelope<ProtectedItemSpec, ProtectedItemStatus> | undefined;
     let previous: ProgressSample | undefined;
     let lastLine = '';
