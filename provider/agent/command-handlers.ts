@@ -8,6 +8,7 @@
  * hold up the next one.
  */
 
+import * as path from 'node:path';
 import { LifeboatError, NonRecoverableError } from '../errors';
 import { type Hypervisor } from '../hypervisor/hypervisor';
 import { type CommandContext, type CommandHandler } from './command-runner';
@@ -16,6 +17,7 @@ import {
   type SourceRecord, str,
 } from './item-records';
 import { failoverHandlers } from './failover-commands';
+import { reprotectHandlers } from './reprotect-commands';
 import { KeyedMutex } from './keyed-mutex';
 import { type ReplicaService } from './replica-service';
 import { type SourceItem } from './source-item';
@@ -26,8 +28,18 @@ export interface HandlerContext {
   readonly hypervisor: Hypervisor;
   /** `<data-dir>/items`. */
   readonly itemsDir: string;
-  /** Present on a recovery host. */
+  /** Present on a recovery host, and on a primary host once it keeps a replica (reprotect). */
   readonly replicas: ReplicaService | undefined;
+  /** The lab root. @default `<data-dir>/lab` (beside `itemsDir`) */
+  readonly labDir?: string;
+  /** The replica store's folder. @default `<data-dir>/replicas` */
+  readonly replicasDir?: string;
+  /**
+   * Start the replica store and its endpoint if this host has none yet (a
+   * returning primary becoming the replica). @default none: reprotect
+   * commands are refused with `agent.notRecoveryHost` unless `replicas` is set
+   */
+  readonly ensureReplicas?: () => Promise<{ readonly service: ReplicaService; readonly endpoint: { readonly address: string; readonly port: number } }>;
   /** Source items by uid (the agent's map; handlers add and remove). */
   readonly sources: Map<string, SourceItem>;
   /** Make the source side of a record (not yet activated). */
@@ -62,6 +74,14 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
 
   return {
     ...failoverHandlers(ctx, withItem),
+    ...reprotectHandlers({
+      hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, sources: ctx.sources, newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), now: () => ctx.now(),
+      labDir: ctx.labDir ?? path.join(path.dirname(ctx.itemsDir), 'lab'),
+      replicasDir: ctx.replicasDir ?? path.join(path.dirname(ctx.itemsDir), 'replicas'),
+      ensureReplicas: ctx.ensureReplicas ?? (async () => {
+        throw new NonRecoverableError('agent.notRecoveryHost', 'this agent cannot serve a replica store', { hint: 'run the host agent (lifeboat agent run)' });
+      }),
+    }, withItem),
 
     'replica.create': (c) => withItem(c, async () => {
       const replicas = requireReplicas(c);

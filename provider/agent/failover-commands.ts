@@ -139,7 +139,23 @@ export async function readFailoverRecord(itemsDir: string, uid: string): Promise
 }
 
 function pointJson(p: RecoveryPointInfo): Record<string, unknown> {
-  return { id: p.id, time: new Date(p.time).toISOString(), kind: p.kind };
+  return { id: p.id, time: new Date(p.time).toISOString(), kind: p.kind, generation: p.generation, seq: p.seq };
+}
+
+/**
+ * What the recovery host records at commit (docs/failover.md §7): per disk,
+ * the committed point and the extents of the cycles the old primary had
+ * shipped after it (discarded by the commit). Reprotect reads it; without
+ * it, reprotect falls back to a full block compare.
+ */
+export interface CommitRecord {
+  readonly version: 1;
+  readonly disks: Readonly<Record<string, { readonly pointId: string; readonly generation: string; readonly seq: number; readonly shippedAfter: readonly { readonly offset: number; readonly length: number }[] }>>;
+}
+
+/** `items/<uid>/commit.json` on the recovery host. */
+export function commitFile(itemsDir: string, uid: string): string {
+  return path.join(itemDir(itemsDir, uid), 'commit.json');
 }
 
 /** The failover handlers by command type; `withItem` serialises an item's commands. */
@@ -230,6 +246,8 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       const chosen = resolvePoints(pointSpecOf(c.payload.point), disks);
       const nics = Array.isArray(c.payload.nics) ? (c.payload.nics as NicSpec[]) : [];
       const first = chosen.get(record.disks[0]!.id)!;
+      // A new failover: a commit record of an earlier one no longer describes this point.
+      if (!test) await fs.rm(commitFile(ctx.itemsDir, record.itemUid), { force: true });
       let vm = await ctx.hypervisor.createFromDisks({
         name,
         disks: record.disks.map((d) => ({ id: d.id, location: viewLocation(record.itemUid, d.id, chosen.get(d.id)!.id), overlay: true })),
@@ -277,6 +295,28 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       const vm = await getVm(name);
       const restart = older.length > 0 && vm !== undefined && vm.power !== 'Off';
       // A rollback invalidates the views the VM reads: it must be off meanwhile.
+      // Before anything is discarded: what the old primary shipped after the point (reprotect's A).
+      const existing = await fs.readFile(commitFile(ctx.itemsDir, record.itemUid), 'utf8').catch(() => undefined);
+      if (existing === undefined) {
+        const entries: [string, CommitRecord['disks'][string]][] = [];
+        for (const d of disks) {
+          const p = chosen.get(d.id)!;
+          const view = await d.disk.openView(p.id);
+          try {
+            const changed = 'changedExtents' in view && typeof view.changedExtents === 'function'
+              ? (view.changedExtents as () => readonly { offset: number; length: number }[])() : undefined;
+            if (changed === undefined) continue;
+            entries.push([d.id, { pointId: p.id, generation: p.generation, seq: p.seq, shippedAfter: changed }]);
+          } finally {
+            await view.close();
+          }
+        }
+        if (entries.length === disks.length) {
+          const rec: CommitRecord = { version: 1, disks: Object.fromEntries(entries) };
+          await fs.mkdir(itemDir(ctx.itemsDir, record.itemUid), { recursive: true, mode: 0o700 });
+          await writeFileAtomic(commitFile(ctx.itemsDir, record.itemUid), `${JSON.stringify(rec)}\n`, 0o600);
+        }
+      }
       if (restart) await ctx.hypervisor.shutdown(name, { reason: 'failover commit: rolling the replica back to the chosen point' });
       for (const d of disks) {
         const p = chosen.get(d.id)!;

@@ -106,6 +106,7 @@ export class HostAgent {
   private readonly version = agentVersion();
   /** Until the vault's first answer says which VMs failed over elsewhere: VMs to start and items to resume then. */
   private deferred: { readonly vms: readonly string[]; readonly items: SourceItem[] } | undefined;
+  private replicasStarting: Promise<ReplicaService> | undefined;
 
   private constructor(
     private readonly o: HostAgentOptions,
@@ -233,18 +234,12 @@ export class HostAgent {
   // ---------------------------------------------------------------------------
 
   private async open(role: AgentRole): Promise<void> {
-    const credentials = { keyPem: this.identity.keyPem, certPem: this.identity.certPem, caPem: this.identity.caPem };
-    if (role === 'recovery') {
-      const endpointFile = path.join(this.paths.root, 'endpoint.json');
-      const previous = Number((JSON.parse((await readOptional(endpointFile)) ?? '{}') as { port?: unknown }).port ?? 0);
-      this.replicas = await ReplicaService.start({
-        root: this.paths.replicasDir, credentials, vault: this.identity.vault, clock: this.clock, log: this.log,
-        host: this.o.listenAddress ?? '127.0.0.1', port: this.o.replicationPort ?? (Number.isInteger(previous) ? previous : 0),
-      });
-      if (this.replicas.port !== previous) await writeFileAtomic(endpointFile, `${JSON.stringify({ port: this.replicas.port })}\n`, 0o644);
-      this.log('info', `replica store ${this.paths.replicasDir} served on ${this.replicationEndpoint!.address}:${this.replicas.port} (mutual TLS, vault CA)`);
-    }
+    // A primary host that became the replica of a reprotected item serves its store too.
+    const keepsReplicas = (await loadRecords(this.paths.itemsDir)).some((r) => r.role === 'replica');
+    if (role === 'recovery' || keepsReplicas) await this.ensureReplicas();
     this.replicasReady(this.replicas);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by a getter of the handlers' context
+    const agent = this;
     const items: SourceItem[] = [];
     for (const r of await loadRecords(this.paths.itemsDir)) {
       if (r.role !== 'source') continue;
@@ -259,7 +254,11 @@ export class HostAgent {
       handlers: commandHandlers({
         hypervisor: this.hypervisor,
         itemsDir: this.paths.itemsDir,
-        replicas: this.replicas,
+        labDir: this.paths.labDir,
+        replicasDir: this.paths.replicasDir,
+        // A getter: the store may start later (reprotect).
+        get replicas() { return agent.replicas; },
+        ensureReplicas: () => this.ensureReplicas(),
         sources: this.sources,
         newSourceItem: (rec) => this.newSourceItem(rec),
         changed: () => this.changed(),
@@ -287,6 +286,31 @@ export class HostAgent {
     this.runner.start();
     this.scheduleHeartbeat();
     this.reportTimer = this.every(this.o.reportIntervalMs ?? 5 * SECOND, () => this.sendReports());
+  }
+
+  /** Open the replica store and serve it (once); the endpoint goes out in the next heartbeat. */
+  private async ensureReplicas(): Promise<{ readonly service: ReplicaService; readonly endpoint: { readonly address: string; readonly port: number } }> {
+    this.replicasStarting ??= (async () => {
+      const credentials = { keyPem: this.identity.keyPem, certPem: this.identity.certPem, caPem: this.identity.caPem };
+      const endpointFile = path.join(this.paths.root, 'endpoint.json');
+      const previous = Number((JSON.parse((await readOptional(endpointFile)) ?? '{}') as { port?: unknown }).port ?? 0);
+      const service = await ReplicaService.start({
+        root: this.paths.replicasDir, credentials, vault: this.identity.vault, clock: this.clock, log: this.log,
+        host: this.o.listenAddress ?? '127.0.0.1', port: this.o.replicationPort ?? (Number.isInteger(previous) ? previous : 0),
+      });
+      this.replicas = service;
+      if (service.port !== previous) await writeFileAtomic(endpointFile, `${JSON.stringify({ port: service.port })}\n`, 0o644);
+      this.log('info', `replica store ${this.paths.replicasDir} served on ${this.replicationEndpoint!.address}:${service.port} (mutual TLS, vault CA)`);
+      this.heartbeatNow();
+      return service;
+    })();
+    try {
+      const service = await this.replicasStarting;
+      return { service, endpoint: this.replicationEndpoint! };
+    } catch (e) {
+      this.replicasStarting = undefined;
+      throw e;
+    }
   }
 
   private newSourceItem(record: SourceRecord): SourceItem {

@@ -28,6 +28,8 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   failover: async () => (await import('./commands/failover')).failover,
   commit: async () => (await import('./commands/failover')).commit,
   'test-cleanup': async () => (await import('./commands/failover')).testCleanup,
+  reprotect: async () => (await import('./commands/failover')).reprotect,
+  failback: async () => (await import('./commands/failover')).failback,
 };
 
 export const USAGE = `usage: lifeboat COMMAND [options]
@@ -43,6 +45,8 @@ LIFEBOAT_TOKEN_FILE, or the lab in ./.lab; --output json for scripts):
                                fail an item over (follows the job; --detach returns at once)
   commit ITEM                  commit a failover: its point becomes the only one
   test-cleanup ITEM            remove an item's test-failover VM
+  reprotect ITEM               reverse replication after a committed failover
+  failback ITEM                planned failover back, commit and reprotect: the original direction
 
 Protection files (no vault needed):
   validate FILE [--output json]  check a protection file as loadProtection does; exit 1 on problems

@@ -81,6 +81,8 @@ export interface ProtectedItemStatus {
   readonly failover?: FailoverInfo;
   /** The test-failover VM, while one exists. */
   readonly testFailover?: { readonly vm: string; readonly host: string; readonly point?: RecoveryPoint; readonly job: string };
+  /** The last reprotect: whether only the blocks that can differ were compared (`delta`) and the bytes they cover. */
+  readonly reprotect?: { readonly job: string; readonly delta: boolean; readonly regionBytes: number };
 }
 
 /** What the vault records of a failover. */
@@ -96,6 +98,10 @@ export interface FailoverInfo {
   readonly host?: string;
   readonly startedAt?: string;
   readonly committedAt?: string;
+  /** The host the workload failed over from. */
+  readonly fromHost?: string;
+  /** Reprotect made the old VM's disk the replica; nothing stays fenced. */
+  readonly released?: boolean;
   readonly job: string;
 }
 

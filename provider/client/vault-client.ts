@@ -248,6 +248,16 @@ export class VaultClient {
     return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/commit`)).body;
   }
 
+  /**
+   * Start `protection.reprotect` for a FailoverCommitted item (reverse
+   * replication); returns the job. 409 `protectedItem.notReprotectable`
+   * otherwise. Failback is `failover(planned)`, `commitFailover` and
+   * `reprotect` again on the reprotected item.
+   */
+  async reprotect(vault: string, name: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/reprotect`)).body;
+  }
+
   /** Start `failover.testCleanup` for an item with a test VM; returns the job. 409 `testFailover.none` otherwise. */
   async cleanUpTestFailover(vault: string, name: string): Promise<JobInfo> {
     return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/testCleanup`)).body;

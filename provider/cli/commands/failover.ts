@@ -1,7 +1,9 @@
 /**
  * The failover commands (docs/operations.md §6, docs/failover.md):
  * `failover ITEM --type test|planned|unplanned [--point …]`, `commit ITEM`,
- * `test-cleanup ITEM`. Each starts its job and follows it to its end as
+ * `test-cleanup ITEM`, `reprotect ITEM`, `failback ITEM` (a planned
+ * failover back to the original site, its commit and a reprotect: three
+ * jobs in a row, stopping at the first that fails). Each starts its job and follows it to its end as
  * `jobs --watch` does (bars on a terminal, a line per change otherwise, one
  * JSON object per line with `--output json`); `--detach` prints the job and
  * returns at once. Exit codes: 0 the job succeeded (or was started, with
@@ -13,6 +15,7 @@
 import { type FailoverRequest, type JobInfo, isNotFound } from '../../client';
 import { type CliContext, type Command, OUTPUT_OPTION, outputFormat, parse } from '../command';
 import { CONNECTION_OPTIONS, connect, connectionFlags } from '../connection';
+import { LifeboatError } from '../../errors';
 import { EXIT, NotFoundError, UsageError } from '../exit-codes';
 import { json, type OutputFormat } from '../output';
 import { watchJobs } from './jobs';
@@ -21,6 +24,8 @@ const COMMON = '[--detach] [--output json] [--vault URL --token-file FILE] [--va
 const FAILOVER_USAGE = `lifeboat failover ITEM --type test|planned|unplanned [--point latest|latestAppConsistent|TIME] ${COMMON}`;
 const COMMIT_USAGE = `lifeboat commit ITEM ${COMMON}`;
 const CLEANUP_USAGE = `lifeboat test-cleanup ITEM ${COMMON}`;
+const REPROTECT_USAGE = `lifeboat reprotect ITEM ${COMMON}`;
+const FAILBACK_USAGE = 'lifeboat failback ITEM [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
 
 const FOLLOW_OPTIONS = { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, detach: { type: 'boolean' } } as const;
 
@@ -76,3 +81,44 @@ export const commit: Command = (args, ctx) => runJob(args, ctx, COMMIT_USAGE, {}
 
 /** `test-cleanup ITEM`: remove the test-failover VM. */
 export const testCleanup: Command = (args, ctx) => runJob(args, ctx, CLEANUP_USAGE, {}, (c, item) => c.client.cleanUpTestFailover(c.vault, item), 'test cleanup');
+
+/** `reprotect ITEM`: reverse replication after a committed failover. */
+export const reprotect: Command = (args, ctx) => runJob(args, ctx, REPROTECT_USAGE, {}, (c, item) => c.client.reprotect(c.vault, item), 'reprotect');
+
+/**
+ * `failback ITEM`: for an item protected in the reverse direction (its
+ * workload at the recovery site), a planned failover back, its commit and a
+ * reprotect, restoring the original direction. Exit 1 at the first job that
+ * does not succeed (the item is then where that job left it).
+ */
+export const failback: Command = async (args, ctx) => {
+  const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION }, FAILBACK_USAGE, 1);
+  const item = positionals[0];
+  if (item === undefined) throw new UsageError('which item?', `usage: ${FAILBACK_USAGE}`);
+  const format: OutputFormat = outputFormat(values);
+  const c = await connect(connectionFlags(values), ctx.env, ctx.cwd);
+  let status;
+  try {
+    status = (await c.client.getProtectedItem(c.vault, item)).status;
+  } catch (e) {
+    if (isNotFound(e)) throw new NotFoundError('protectedItem.notFound', `vault ${c.vault} has no protected item ${item}`, 'list them with `lifeboat status`');
+    throw e;
+  }
+  if (status.activeLocation !== 'recovery' || status.replicationState !== 'Protected') {
+    throw new LifeboatError('failback.notApplicable', 'nonRecoverable', `item ${item} is ${status.replicationState} with its workload at the ${status.activeLocation ?? 'primary'} site; failback needs it Protected in the reverse direction`, {
+      hint: status.replicationState === 'FailoverCommitted' ? `reprotect it first: lifeboat reprotect ${item}` : 'fail over and reprotect first',
+    });
+  }
+  const steps: readonly [string, () => Promise<JobInfo>][] = [
+    ['planned failover back', () => c.client.failover(c.vault, item, { type: 'planned' })],
+    ['commit', () => c.client.commitFailover(c.vault, item)],
+    ['reprotect', () => c.client.reprotect(c.vault, item)],
+  ];
+  for (const [what, start] of steps) {
+    const job = await start();
+    if (format !== 'json') ctx.out.line(`${what} of ${item}: job ${job.id}`);
+    const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
+    if (code !== EXIT.ok) return code;
+  }
+  return EXIT.ok;
+};

@@ -206,6 +206,26 @@ export class CowOverlay {
     return n;
   }
 
+  /**
+   * The byte ranges the overlay holds (its written blocks, merged into runs,
+   * the last clipped to the disk size), in order: every block the guest
+   * wrote since the overlay was made (reprotect's record of the failover
+   * VM's writes, docs/failover.md §7). No I/O.
+   */
+  writtenExtents(): { readonly offset: number; readonly length: number }[] {
+    const out: { offset: number; length: number }[] = [];
+    const bs = this.g.blockSize;
+    for (let b = 0; b < this.g.blocks; b++) {
+      if (!this.isSet(b)) continue;
+      const offset = b * bs;
+      const length = Math.min(bs, this.g.diskSize - offset);
+      const last = out[out.length - 1];
+      if (last !== undefined && last.offset + last.length === offset) last.length += length;
+      else out.push({ offset, length });
+    }
+    return out;
+  }
+
   /** `length` bytes at `offset`. Throws `InvalidInputError` `overlay.outOfRange`, `overlay.closed`. */
   async read(offset: number, length: number): Promise<Buffer> {
     this.checkRange(offset, length, 'read');

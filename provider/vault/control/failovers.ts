@@ -17,7 +17,7 @@ import type { JobStarter, VaultServices } from './services';
 import { notFound, VaultError } from './vault-error';
 
 /** The failover operations of one item. */
-export type FailoverOperation = 'test' | 'testCleanup' | 'planned' | 'unplanned' | 'commit';
+export type FailoverOperation = 'test' | 'testCleanup' | 'planned' | 'unplanned' | 'commit' | 'reprotect';
 
 /** The job type of each operation. */
 export const FAILOVER_JOB_TYPES: Readonly<Record<FailoverOperation, string>> = {
@@ -26,6 +26,7 @@ export const FAILOVER_JOB_TYPES: Readonly<Record<FailoverOperation, string>> = {
   planned: 'failover.planned',
   unplanned: 'failover.unplanned',
   commit: 'failover.commit',
+  reprotect: 'protection.reprotect',
 };
 
 /** A point spec as the API takes it: `latest`, `latestAppConsistent`, or an ISO time. */
@@ -86,13 +87,23 @@ export function requestFailover(services: VaultServices, jobs: JobStarter, vault
       case 'commit':
         if (!isFailedOverUncommitted(state)) throw refuse('protectedItem.notCommittable', item.name, state, 'only a FailedOver item can be committed', 'run a failover first');
         break;
+      case 'reprotect':
+        if (state !== 'FailoverCommitted') throw refuse('protectedItem.notReprotectable', item.name, state, 'reprotect needs a committed failover', 'commit the failover first (lifeboat commit ITEM)');
+        break;
     }
     const type = FAILOVER_JOB_TYPES[op];
     const job = jobs.createJob(vault, type, { kind: 'protectedItem', name: item.name }, { ...input, ...(point === undefined ? {} : { point }), from: state });
+    if (op === 'reprotect') {
+      const t = transitionItem(services, vault, item.name, 'Reprotecting', 'reprotect requested');
+      if (t !== undefined && !t.ok) throw new VaultError(409, t.code, t.message);
+    }
     if (op === 'planned' || op === 'unplanned') {
       const reason = op === 'unplanned' && state === 'FailedOver' ? `operator changes the recovery point to ${point}` : `${op} failover to ${point} requested`;
       const t = transitionItem(services, vault, item.name, 'FailoverInProgress', reason, (x): ItemStatus => ({
-        ...x, failover: { type: op, requested: point!, job: job.id, ...(x.failover?.vm === undefined || state !== 'FailedOver' ? {} : { vm: x.failover.vm, host: x.failover.host! }) },
+        ...x,
+        failover: state === 'FailedOver' && x.failover !== undefined
+          ? { ...x.failover, type: op, requested: point!, job: job.id }
+          : { type: op, requested: point!, job: job.id, ...(x.sourceHost === undefined ? {} : { fromHost: x.sourceHost }) },
       }));
       if (t !== undefined && !t.ok) throw new VaultError(409, t.code, t.message);
     }
@@ -110,20 +121,22 @@ export interface FenceOrder {
 }
 
 /**
- * The VMs of `host` that must stay off: the source VMs of items whose
- * workload runs at the recovery side, and of items in an unplanned failover
- * (a planned one fences its source itself, after shipping the last log).
+ * The VMs of `host` that must stay off: the VM an item failed over from,
+ * from the start of an unplanned failover (a planned one fences its source
+ * itself once the last log is shipped, and is recorded then) until
+ * reprotect made that VM's disk the replica of the reverse direction.
  */
 export function fenceOrdersFor(services: VaultServices, vault: string, host: string): FenceOrder[] {
   const out: FenceOrder[] = [];
   for (const item of services.store.listObjects(vault, 'protectedItem')) {
     const s = itemStatus(item);
-    if (s.sourceHost === undefined || keyOf(s.sourceHost) !== keyOf(host)) continue;
-    const unplanned = s.replicationState === 'FailoverInProgress' && s.failover?.type === 'unplanned';
-    if (s.activeLocation !== 'recovery' && !unplanned) continue;
+    const f = s.failover;
+    if (f?.fromHost === undefined || f.released === true || keyOf(f.fromHost) !== keyOf(host)) continue;
+    const pending = s.replicationState === 'FailoverInProgress' && f.type === 'planned' && f.vm === undefined;
+    if (pending) continue;
     out.push({
       vm: String(item.spec.vm), item: item.name, itemUid: item.uid,
-      reason: `item ${item.name} failed over to ${s.targetHost ?? 'the recovery site'} (${s.replicationState}); its replica runs there`,
+      reason: `item ${item.name} failed over to ${f.host ?? s.targetHost ?? 'the recovery side'} (${s.replicationState}); its replica runs there`,
     });
   }
   return out;

@@ -45,6 +45,8 @@ export interface ItemStatus {
   readonly statistics?: JsonObject;
   /** The current or last failover (docs/failover.md §5). */
   readonly failover?: FailoverInfo;
+  /** The last reprotect: whether it sent only the blocks that can differ (`delta`), and how many bytes they cover. */
+  readonly reprotect?: { readonly job: string; readonly delta: boolean; readonly regionBytes: number };
   /** The test-failover VM, while one exists. */
   readonly testFailover?: { readonly vm: string; readonly host: string; readonly point?: JsonObject; readonly job: string };
   /** The job that currently owns the item, if any. */
@@ -67,6 +69,12 @@ export interface FailoverInfo {
   readonly host?: string;
   readonly startedAt?: string;
   readonly committedAt?: string;
+  /** Per disk: the generation of its committed point (reprotect checks the old primary's log against it). */
+  readonly pointGenerations?: JsonObject;
+  /** The host the workload failed over from: its VM stays fenced until reprotect made its disk the replica. */
+  readonly fromHost?: string;
+  /** Set once reprotect made the old VM's disk the replica: nothing is fenced any more. */
+  readonly released?: boolean;
   readonly job: string;
 }
 

@@ -1,10 +1,10 @@
 /** Every job type this vault runs; docs/jobs.md describes each. */
 import {
-  failoverCommit, failoverPlanned, failoverTest, failoverTestCleanup, failoverUnplanned, protectionDisable, protectionEnable, protectionUpdate, resyncRun,
+  failoverCommit, failoverPlanned, failoverTest, failoverTestCleanup, failoverUnplanned, protectionDisable, protectionReprotect, protectionEnable, protectionUpdate, resyncRun,
 } from './handlers';
 import type { JobHandler } from './job-handler';
 
 export const JOB_HANDLERS: readonly JobHandler[] = [
   protectionEnable, protectionDisable, protectionUpdate, resyncRun,
-  failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit,
+  failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit, protectionReprotect,
 ];

@@ -17,6 +17,7 @@ const EXPECTED = [
   ]),
   'POST /v1/vaults/{vault}/protectedItems/{name}/commit',
   'POST /v1/vaults/{vault}/protectedItems/{name}/failover',
+  'POST /v1/vaults/{vault}/protectedItems/{name}/reprotect',
   'POST /v1/vaults/{vault}/protectedItems/{name}/resync',
   'POST /v1/vaults/{vault}/protectedItems/{name}/testCleanup',
   'GET /v1/vaults/{vault}/protectedItems/{name}/recoveryPoints',

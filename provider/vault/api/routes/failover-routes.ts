@@ -2,7 +2,7 @@
  * Routes of the failover operations of one protected item (docs/failover.md,
  * docs/vault-api.md §11): failover (test, planned, unplanned; an unplanned
  * failover of a FailedOver item changes its point), commit, and test
- * cleanup. Each answers 202 with the job it started; 404 for an unknown
+ * cleanup, reprotect. Each answers 202 with the job it started; 404 for an unknown
  * item; 409 when another job owns the item or its state refuses the
  * operation (the error names the state).
  */
@@ -40,6 +40,12 @@ export function failoverRoutes(): Route[] {
       description: 'Starts failover.commit for a FailedOver item: its point becomes the only one.',
       tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
       handle: (ctx) => start(ctx, 'commit'),
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/reprotect', operationId: 'reprotectProtectedItem', summary: 'Reprotect (reverse replication)',
+      description: 'Starts protection.reprotect for a FailoverCommitted item: the old primary becomes the replica, brought in step by comparing only the blocks written on either side since the failover point. Failback is a planned failover of the reprotected item, a commit and a reprotect again.',
+      tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
+      handle: (ctx) => start(ctx, 'reprotect'),
     },
     {
       method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/testCleanup', operationId: 'cleanUpTestFailover', summary: 'Clean up a test failover',

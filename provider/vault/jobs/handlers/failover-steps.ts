@@ -54,17 +54,24 @@ export function mappedNics(ctx: StepContext, c: ItemContext, hosts: FailoverHost
   const src = ctx.services.store.getObject(ctx.job.vault, 'host', hosts.source);
   const vm = (src === undefined ? [] : inventoryOf(src) ?? []).find((v) => v.name.toLowerCase() === c.spec.vm.toLowerCase());
   const networks = vm?.networks ?? [];
-  const mappings = networkMappingsFor(ctx.services, ctx.job.vault, c.spec.site, hosts.targetSite);
+  // Failing back (the target is the item's own site): the same mappings, read the other way.
+  const back = sameSite(hosts.targetSite, c.spec.site);
+  const sourceSite = src === undefined ? '' : String(src.spec.site);
+  const mappings = back ? networkMappingsFor(ctx.services, ctx.job.vault, c.spec.site, sourceSite) : networkMappingsFor(ctx.services, ctx.job.vault, c.spec.site, hosts.targetSite);
   return networks.map((n, i) => {
-    const m = mappings.find((x) => String(x.sourceNetwork).toLowerCase() === n.toLowerCase());
-    const target = test ? m?.testNetwork : m?.targetNetwork;
+    const m = mappings.find((x) => String(back ? x.targetNetwork : x.sourceNetwork).toLowerCase() === n.toLowerCase());
+    const target = test ? m?.testNetwork : back ? m?.sourceNetwork : m?.targetNetwork;
     if (target === undefined) {
       throw new NonRecoverableError('network.notMapped', `network '${n}' of VM '${c.spec.vm}' has no ${test ? 'test network in its mapping' : 'mapping'} to site ${hosts.targetSite}`, {
-        hint: `PUT a networkMapping from ${c.spec.site}/${n} to a network of ${hosts.targetSite}${test ? ' with a testNetwork' : ''}, then run the failover again`,
+        hint: `PUT a networkMapping between ${back ? `${c.spec.site} and ${sourceSite}/${n}` : `${c.spec.site}/${n} and a network of ${hosts.targetSite}`}${test ? ' with a testNetwork' : ''}, then run the failover again`,
       });
     }
     return { name: `nic${i}`, network: String(target) };
   });
+}
+
+function sameSite(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }
 
 /** A point spec of the API as the agents' payload. */
@@ -111,6 +118,8 @@ export async function startFailoverVm(ctx: StepContext, test: boolean, key = '')
   ctx.set({ vmStarted: true });
   const now = iso(ctx.services.clock.now());
   const diskPoints = Object.fromEntries(Object.entries((r.disks ?? {}) as Record<string, { id: string }>).map(([d, p]) => [d, p.id]));
+  const pointGenerations = Object.fromEntries(Object.entries((r.disks ?? {}) as Record<string, { generation?: string }>).map(([d, p]) => [d, p.generation ?? null]));
+  const targetSite = String(ctx.services.store.getObject(ctx.job.vault, 'host', target)?.spec.site ?? '');
   if (test) {
     updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host: target, point: r.point as JsonObject, job: ctx.job.id } }));
     return;
@@ -121,8 +130,8 @@ export async function startFailoverVm(ctx: StepContext, test: boolean, key = '')
   }
   const t = transitionItem(ctx.services, ctx.job.vault, c.item.name, 'FailedOver', `VM ${vmName} runs on ${target} from point ${String((r.point as JsonObject | undefined)?.id)}`, (s): ItemStatus => ({
     ...s,
-    activeLocation: 'recovery',
-    failover: { ...(s.failover ?? { type: 'unplanned', requested: 'latest', job: ctx.job.id }), point: r.point as JsonObject, diskPoints, vm: vmName, host: target, startedAt: now },
+    activeLocation: sameSite(targetSite, c.spec.site) ? 'primary' : 'recovery',
+    failover: { ...(s.failover ?? { type: 'unplanned', requested: 'latest', job: ctx.job.id }), point: r.point as JsonObject, diskPoints, pointGenerations, vm: vmName, host: target, startedAt: now },
   }));
   if (t !== undefined && !t.ok && t.code !== 'state.unchanged') throw new NonRecoverableError('failover.stateRefused', t.message);
 }
@@ -175,6 +184,8 @@ export async function compensateFailover(ctx: StepContext): Promise<void> {
   const from = String(ctx.job.input.from ?? '');
   const back = from === 'Protected' ? 'Protected' : 'ResynchronizationRequired';
   transitionItem(ctx.services, ctx.job.vault, name, back, `job ${ctx.job.id} stopped before a failover VM started`, (s) => ({
-    ...s, activeLocation: from === 'FailedOver' ? 'recovery' : s.activeLocation,
+    ...s,
+    // A point change that lost its VM keeps the old source fenced; otherwise the source may run again.
+    ...(s.failover === undefined || from === 'FailedOver' ? {} : { failover: { ...s.failover, released: true } }),
   }));
 }

@@ -8,3 +8,4 @@ export { failoverPlanned } from './failover-planned';
 export { failoverTest } from './failover-test';
 export { failoverTestCleanup } from './failover-test-cleanup';
 export { failoverUnplanned } from './failover-unplanned';
+export { protectionReprotect } from './protection-reprotect';
