@@ -46,6 +46,8 @@ export interface HandlerContext {
   newSourceItem(record: SourceRecord): SourceItem;
   /** Something changed that the vault should hear about (inventory, items). */
   changed(): void;
+  /** The VM inventory changed (a VM made, removed or fenced): heartbeat now. @default nothing beyond `changed` */
+  inventoryChanged?(): void;
   now(): number;
 }
 
@@ -75,7 +77,7 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
   return {
     ...failoverHandlers(ctx, withItem),
     ...reprotectHandlers({
-      hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, sources: ctx.sources, newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), now: () => ctx.now(),
+      hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, sources: ctx.sources, newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),
       labDir: ctx.labDir ?? path.join(path.dirname(ctx.itemsDir), 'lab'),
       replicasDir: ctx.replicasDir ?? path.join(path.dirname(ctx.itemsDir), 'replicas'),
       ensureReplicas: ctx.ensureReplicas ?? (async () => {

@@ -29,6 +29,8 @@ export interface FailoverContext {
   readonly replicas: ReplicaService | undefined;
   readonly sources: Map<string, SourceItem>;
   changed(): void;
+  /** The VM inventory changed: tell the vault now (a heartbeat). @default nothing beyond `changed` */
+  inventoryChanged?(): void;
   now(): number;
 }
 
@@ -211,6 +213,7 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
         // Fence first: the mark is written before the guest stops, so nothing restarts it.
         await ctx.hypervisor.fence(vm, `planned failover of item ${String(c.payload.item)} to ${String(c.payload.targetHost ?? 'the recovery site')}`);
         ctx.changed();
+      ctx.inventoryChanged?.();
         return { src, wasRunning: previous?.wasRunning ?? (before.power !== 'Off') };
       });
       const drained = await item.src.drainForFailover(cc.signal, (p, m) => cc.progress(p, m));
@@ -221,6 +224,7 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       await fs.mkdir(itemDir(ctx.itemsDir, uid), { recursive: true, mode: 0o700 });
       await writeFileAtomic(failoverFile(ctx.itemsDir, uid), `${JSON.stringify(record, null, 2)}\n`, 0o600);
       ctx.changed();
+      ctx.inventoryChanged?.();
       return { disks: Object.fromEntries(drained.map((d) => [d.id, d.pointId])), pointTime: new Date(Math.min(...drained.map((d) => d.pointTime))).toISOString() };
     },
 
@@ -235,6 +239,7 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       await fs.rm(failoverFile(ctx.itemsDir, uid), { force: true });
       ctx.sources.get(uid)?.activate();
       ctx.changed();
+      ctx.inventoryChanged?.();
       return {};
     }),
 
@@ -262,6 +267,7 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       });
       vm = await ctx.hypervisor.start(name);
       ctx.changed();
+      ctx.inventoryChanged?.();
       return {
         vm: vm.name,
         power: vm.power,
@@ -283,6 +289,7 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       await ctx.hypervisor.shutdown(name, { turnOff: true, reason: 'failover VM removed' });
       await ctx.hypervisor.delete(name);
       ctx.changed();
+      ctx.inventoryChanged?.();
       return { removed: true };
     }),
 
@@ -325,6 +332,7 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       }
       if (restart) await ctx.hypervisor.start(name);
       ctx.changed();
+      ctx.inventoryChanged?.();
       const left = await disks[0]!.disk.listPoints();
       return { points: left.map(pointJson), restarted: restart };
     }),

@@ -36,6 +36,13 @@ import { type FenceOrder, type HeartbeatBody, type InventoryEntry, VaultChannel 
 
 export type AgentRole = 'primary' | 'recovery';
 
+/** The replica store as the lab's view resolver finds it: set when it opens, possibly after the agent started. */
+interface ReplicaHolder {
+  service: ReplicaService | undefined;
+  readonly opened: Promise<void>;
+  markOpened(): void;
+}
+
 export interface HostAgentOptions {
   /** Base URL of the vault server. */
   readonly vaultUrl: string;
@@ -114,7 +121,7 @@ export class HostAgent {
     readonly identity: AgentIdentity,
     readonly hypervisor: Hypervisor,
     private readonly channel: VaultChannel,
-    private readonly replicasReady: (r: ReplicaService | undefined) => void,
+    private readonly replicaHolder: ReplicaHolder,
   ) {
     this.clock = o.clock ?? systemClock;
     this.log = o.log ?? stderrLogger(o.host);
@@ -156,17 +163,18 @@ export class HostAgent {
     }
     channel.authenticate(identity.host, identity.token);
     log('info', `registered as host ${identity.host} of vault ${identity.vault}, site ${identity.site} (certificate from the vault CA)`);
-    let replicasReady: (r: ReplicaService | undefined) => void = () => undefined;
-    const replicas = new Promise<ReplicaService | undefined>((resolve) => { replicasReady = resolve; });
+    let opened: () => void = () => undefined;
+    const holder: ReplicaHolder = { service: undefined, opened: new Promise<void>((resolve) => { opened = resolve; }), markOpened: () => opened() };
     // VMs are started only once the vault said which failed over elsewhere (docs/failover.md §6).
+    // Views are resolved once the replica store (if any) is open, and from whichever store runs then.
     const hypervisor = o.hypervisor ?? await LabHypervisor.open({
-      labRoot: paths.labDir, startInterrupted: false, clock, resolveLocation: viewResolver(() => replicas, paths.itemsDir),
+      labRoot: paths.labDir, startInterrupted: false, clock, resolveLocation: viewResolver(async () => { await holder.opened; return holder.service; }, paths.itemsDir),
     });
-    const agent = new HostAgent(o, paths, identity, hypervisor, channel, replicasReady);
+    const agent = new HostAgent(o, paths, identity, hypervisor, channel, holder);
     try {
       await agent.open(role);
     } catch (e) {
-      replicasReady(undefined);
+      holder.markOpened();
       await agent.stop().catch(() => undefined);
       throw e;
     }
@@ -237,7 +245,7 @@ export class HostAgent {
     // A primary host that became the replica of a reprotected item serves its store too.
     const keepsReplicas = (await loadRecords(this.paths.itemsDir)).some((r) => r.role === 'replica');
     if (role === 'recovery' || keepsReplicas) await this.ensureReplicas();
-    this.replicasReady(this.replicas);
+    this.replicaHolder.markOpened();
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by a getter of the handlers' context
     const agent = this;
     const items: SourceItem[] = [];
@@ -262,6 +270,7 @@ export class HostAgent {
         sources: this.sources,
         newSourceItem: (rec) => this.newSourceItem(rec),
         changed: () => this.changed(),
+        inventoryChanged: () => this.heartbeatNow(),
         now: () => this.clock.now(),
       }),
       journal: fileCommandJournal(this.paths.commandsDir),
@@ -299,6 +308,7 @@ export class HostAgent {
         host: this.o.listenAddress ?? '127.0.0.1', port: this.o.replicationPort ?? (Number.isInteger(previous) ? previous : 0),
       });
       this.replicas = service;
+      this.replicaHolder.service = service;
       if (service.port !== previous) await writeFileAtomic(endpointFile, `${JSON.stringify({ port: service.port })}\n`, 0o644);
       this.log('info', `replica store ${this.paths.replicasDir} served on ${this.replicationEndpoint!.address}:${service.port} (mutual TLS, vault CA)`);
       this.heartbeatNow();

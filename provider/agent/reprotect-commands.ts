@@ -48,6 +48,8 @@ export interface ReprotectContext {
   ensureReplicas(): Promise<{ readonly service: ReplicaService; readonly endpoint: { readonly address: string; readonly port: number } }>;
   newSourceItem(record: SourceRecord): SourceItem;
   changed(): void;
+  /** The VM inventory changed: tell the vault now (a heartbeat). @default nothing beyond `changed` */
+  inventoryChanged?(): void;
   now(): number;
 }
 
@@ -138,9 +140,8 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
             hint: 'disable protection and protect the VM again from the recovery site (a full copy)',
           });
         }
-        if (info.fence === undefined) {
-          throw new NonRecoverableError('reprotect.notFenced', `VM ${vm} is not fenced: it may have run after the failover`, { hint: 'fence it (the vault does so when the agent connects), then reprotect again' });
-        }
+        // The vault says the workload runs elsewhere: fence now if its order has not arrived yet.
+        if (info.fence === undefined) await ctx.hypervisor.fence(vm, `item ${str(c.payload, 'item')} failed over to ${str(c.payload, 'sourceHost')}; reprotect makes this disk its replica`);
         const extents: Record<string, Region[] | null> = {};
         for (const d of disks) {
           const tracked = info.disks.find((x) => x.id === d.id)?.tracked === true;
@@ -181,6 +182,7 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
       await saveRecord(ctx.itemsDir, record);
       if (existing !== undefined) await fs.rm(path.join(ctx.itemsDir, `${uid}.source.json`), { force: true });
       ctx.changed();
+      ctx.inventoryChanged?.();
       return { endpoint, extents: rec.disks as unknown as Record<string, unknown> };
     }),
 
@@ -216,6 +218,16 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
             try {
               written = overlay.writtenExtents();
               const replica = await replicas.service.target.openDisk({ diskId: id, sizeBytes: d.sizeBytes });
+              // Cycles the old primary shipped after the commit (before its fence order arrived) are
+              // undone by the rollback below; their extents are changed blocks too.
+              const view = await replica.openView(pointId);
+              try {
+                if ('changedExtents' in view && typeof view.changedExtents === 'function') {
+                  written = [...written, ...(view.changedExtents as () => Region[])()];
+                }
+              } finally {
+                await view.close();
+              }
               // The store's head is the committed point: its file is the flattened disk's start (no copy).
               const mat = await replica.materialise(pointId);
               await fs.rm(target, { force: true });
@@ -279,6 +291,7 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
       await item.enableTracking();
       item.start(record);
       ctx.changed();
+      ctx.inventoryChanged?.();
       const bytes = Object.values(regions.regions).reduce((n, r) => n + regionBytes(r), 0);
       return { delta: regions.delta, regionBytes: bytes };
     }),

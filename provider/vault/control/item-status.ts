@@ -75,6 +75,8 @@ export interface FailoverInfo {
   readonly fromHost?: string;
   /** Set once reprotect made the old VM's disk the replica: nothing is fenced any more. */
   readonly released?: boolean;
+  /** The networks the failover VM's NICs were attached to, in order. */
+  readonly networks?: readonly string[];
   readonly job: string;
 }
 

@@ -53,7 +53,9 @@ export function failoverHosts(ctx: StepContext, c: ItemContext, needSource: bool
 export function mappedNics(ctx: StepContext, c: ItemContext, hosts: FailoverHosts, test: boolean): JsonObject[] {
   const src = ctx.services.store.getObject(ctx.job.vault, 'host', hosts.source);
   const vm = (src === undefined ? [] : inventoryOf(src) ?? []).find((v) => v.name.toLowerCase() === c.spec.vm.toLowerCase());
-  const networks = vm?.networks ?? [];
+  // The host may not have reported a VM it made seconds ago: the networks the vault gave it then.
+  const earlier = c.status.failover?.vm !== undefined && sameSite(hosts.targetSite, c.spec.site) ? c.status.failover.networks : undefined;
+  const networks = vm?.networks ?? (Array.isArray(earlier) ? earlier.map(String) : []);
   // Failing back (the target is the item's own site): the same mappings, read the other way.
   const back = sameSite(hosts.targetSite, c.spec.site);
   const sourceSite = src === undefined ? '' : String(src.spec.site);
@@ -131,7 +133,10 @@ export async function startFailoverVm(ctx: StepContext, test: boolean, key = '')
   const t = transitionItem(ctx.services, ctx.job.vault, c.item.name, 'FailedOver', `VM ${vmName} runs on ${target} from point ${String((r.point as JsonObject | undefined)?.id)}`, (s): ItemStatus => ({
     ...s,
     activeLocation: sameSite(targetSite, c.spec.site) ? 'primary' : 'recovery',
-    failover: { ...(s.failover ?? { type: 'unplanned', requested: 'latest', job: ctx.job.id }), point: r.point as JsonObject, diskPoints, pointGenerations, vm: vmName, host: target, startedAt: now },
+    failover: {
+      ...(s.failover ?? { type: 'unplanned', requested: 'latest', job: ctx.job.id }), point: r.point as JsonObject, diskPoints, pointGenerations, vm: vmName, host: target, startedAt: now,
+      networks: ((ctx.get('nics') ?? []) as { network?: string }[]).map((n) => String(n.network)),
+    },
   }));
   if (t !== undefined && !t.ok && t.code !== 'state.unchanged') throw new NonRecoverableError('failover.stateRefused', t.message);
 }
