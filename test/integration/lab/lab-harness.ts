@@ -130,6 +130,13 @@ export class TestLab {
     await waitFor(`${name} (pid ${pid}) to die and be reaped`, async () => (existsSync(`/proc/${pid}`) ? undefined : true), 10_000, 20);
   }
 
+  /** Stop one of the lab's processes with SIGTERM (as `lab down` does) and wait until it is gone; `upAgain` restarts it. */
+  async stop(name: string, timeoutMs = 20_000): Promise<void> {
+    const pid = this.pid(name);
+    process.kill(pid, 'SIGTERM');
+    await waitFor(`${name} (pid ${pid}) to stop`, async () => (existsSync(`/proc/${pid}`) ? undefined : true), timeoutMs, 50);
+  }
+
   /** A source disk's replication progress file (docs/replication.md §4). */
   async progress(host: string, itemUid: string, disk = 'disk0'): Promise<ReplicationProgress | undefined> {
     try {
@@ -163,6 +170,16 @@ export class TestLab {
         await view.close();
         await d.close();
       }
+    } finally {
+      await target.close();
+    }
+  }
+
+  /** The disk ids (`<item uid>/<disk>`) in a recovery host's replica store. The recovery agent must be stopped. */
+  async replicaDiskIds(recoveryHost: string): Promise<readonly string[]> {
+    const target = await HostReplicaTarget.open({ root: path.join(this.dataDir(recoveryHost), 'replicas') });
+    try {
+      return await target.listDisks();
     } finally {
       await target.close();
     }
