@@ -171,7 +171,7 @@ export function protectedVmProvider(ctx: ProviderContext): pulumi.dynamic.Resour
   };
 
   return {
-    async check(olds, news) {
+    async check(_olds, news) {
       const failures = [
         ...checkName('vault', news.vault),
         ...checkName('name', news.name),
@@ -193,11 +193,12 @@ export function protectedVmProvider(ctx: ProviderContext): pulumi.dynamic.Resour
       }
       const inputs: Record<string, unknown> = { ...news };
       delete inputs.replacementReason;
-      // The engine shows no free-text reason for a replacement; an input it
-      // displays in the diff carries it (docs/pulumi.md, "Replacements").
-      if (failures.length === 0 && typeof olds.vault === 'string' && typeof olds.name === 'string') {
-        const changed = changedKeys(olds, news, { keys: ITEM_IDENTITY_KEYS, identity: ITEM_IDENTITY_KEYS, identifiers: IDENTIFIERS });
-        if (changed.length > 0) inputs.replacementReason = await reseedReason(olds, changed);
+      // The engine shows no free-text reason for a replacement, and passes
+      // check no old inputs (measured, 3.259): an input it displays carries
+      // the reason, computed from the item the vault holds under this name.
+      if (failures.length === 0 && news.adopt !== true && typeof news.vault === 'string' && typeof news.name === 'string' && !containsUnknown(pick(news, ITEM_SPEC_KEYS))) {
+        const reason = await reseedReason(news);
+        if (reason !== undefined) inputs.replacementReason = reason;
       }
       return { inputs, failures };
     },
@@ -284,12 +285,16 @@ export function protectedVmProvider(ctx: ProviderContext): pulumi.dynamic.Resour
     return c.client.waitForJob(vault, id, { pollMs: ctx.pollMs, timeoutMs: remaining });
   }
 
-  async function reseedReason(olds: Props, changed: readonly string[]): Promise<string> {
+  /** Why `news` replaces the item stored under its name, with the GiB it re-seeds; undefined if it does not (or the vault cannot say). */
+  async function reseedReason(news: Props): Promise<string | undefined> {
     try {
-      const env = await get(resolveConnection(ctx.sources, { timeoutMs: 10_000 }), str(olds, 'vault'), str(olds, 'name'));
-      return replacementText(changed, env === undefined ? undefined : diskBytes(env.status), env === undefined ? 'the item is not in the vault' : undefined);
-    } catch (e) {
-      return replacementText(changed, undefined, e instanceof Error ? e.message : String(e));
+      const env = await get(resolveConnection(ctx.sources, { timeoutMs: 10_000 }), str(news, 'vault'), str(news, 'name'));
+      if (env === undefined) return undefined;
+      const keys = ['site', 'cloud', 'vm', 'target', 'disks'];
+      const changed = changedKeys(env.spec as unknown as Props, news, { keys, identity: keys, identifiers: IDENTIFIERS });
+      return changed.length === 0 ? undefined : replacementText(changed, diskBytes(env.status));
+    } catch {
+      return undefined;
     }
   }
 
