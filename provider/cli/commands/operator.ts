@@ -60,12 +60,12 @@ function hostsTable(hosts: readonly Host[], now: number): string {
 }
 
 function itemsTable(items: readonly Item[], now: number): string {
-  return table(['ITEM', 'VM', 'STATE', 'HEALTH', 'RPO', 'LAST POINT', 'ROUTE', 'JOB'], items.map((i) => {
+  return table(['ITEM', 'VM', 'STATE', 'ACTIVE', 'HEALTH', 'RPO', 'LAST POINT', 'ROUTE', 'JOB'], items.map((i) => {
     const s = i.status;
     const state = s.replicationState === 'InitialReplicationInProgress' && s.initialReplicationPercent !== undefined
       ? `${s.replicationState} ${s.initialReplicationPercent}%` : s.replicationState;
     return [
-      i.name, i.spec.vm, state, s.health, seconds(s.rpoSeconds), ago(s.lastReplicatedTime, now),
+      i.name, i.spec.vm, state, s.activeLocation ?? 'primary', s.health, seconds(s.rpoSeconds), ago(s.lastReplicatedTime, now),
       `${s.sourceHost ?? '?'} → ${s.targetHost ?? '?'}`, s.activeJob === undefined ? '-' : `${s.activeJob.type} ${shortId(s.activeJob.id)}`,
     ];
   }));
@@ -80,13 +80,16 @@ export const vms: Command = async (args, ctx) => {
   const c = await connect(connectionFlags(values), ctx.env, ctx.cwd);
   const [hosts, items] = await Promise.all([c.client.listHosts(c.vault), c.client.listProtectedItems(c.vault)]);
   const rows = hosts.flatMap((h) => (h.status.inventory?.vms ?? []).map((vm) => {
-    const item = items.find((i) => i.spec.vm.toLowerCase() === vm.name.toLowerCase() && i.spec.site.toLowerCase() === h.spec.site.toLowerCase());
+    // The item's VM at its own site, or its failover VM on the host it failed over to.
+    const item = items.find((i) => i.spec.vm.toLowerCase() === vm.name.toLowerCase()
+      && (i.spec.site.toLowerCase() === h.spec.site.toLowerCase() || i.status.failover?.host?.toLowerCase() === h.name.toLowerCase()));
     return { vm, host: h.name, site: h.spec.site, item };
   }));
   if (format === 'json') {
     ctx.out.line(json(rows.map((r) => ({
       name: r.vm.name, host: r.host, site: r.site, powerState: r.vm.powerState, disks: r.vm.disks,
       protectedItem: r.item?.name, replicationState: r.item?.status.replicationState, health: r.item?.status.health,
+      activeLocation: r.item?.status.activeLocation, fenced: r.item !== undefined && isFencedHere(r.item, r.host),
     }))));
     return EXIT.ok;
   }
@@ -94,13 +97,19 @@ export const vms: Command = async (args, ctx) => {
     ctx.out.line('no VMs: no host has reported an inventory yet');
     return EXIT.ok;
   }
-  ctx.out.line(table(['VM', 'HOST', 'SITE', 'POWER', 'DISKS', 'PROTECTED AS', 'STATE', 'HEALTH'], rows.map((r) => [
-    r.vm.name, r.host, r.site, r.vm.powerState ?? '-',
+  ctx.out.line(table(['VM', 'HOST', 'SITE', 'POWER', 'DISKS', 'PROTECTED AS', 'STATE', 'ACTIVE', 'HEALTH'], rows.map((r) => [
+    r.vm.name, r.host, r.site, r.item !== undefined && isFencedHere(r.item, r.host) ? `${r.vm.powerState ?? '-'} (fenced)` : r.vm.powerState ?? '-',
     `${r.vm.disks.length} (${bytes(r.vm.disks.reduce((n, d) => n + d.sizeBytes, 0))})`,
-    r.item?.name ?? '-', r.item?.status.replicationState ?? 'NotProtected', r.item?.status.health ?? '-',
+    r.item?.name ?? '-', r.item?.status.replicationState ?? 'NotProtected', r.item?.status.activeLocation ?? '-', r.item?.status.health ?? '-',
   ])));
   return EXIT.ok;
 };
+
+/** The item's VM on `host` is the one its failover left fenced (docs/failover.md §6). */
+function isFencedHere(item: Item, host: string): boolean {
+  const f = item.status.failover;
+  return f?.fromHost !== undefined && f.released !== true && f.fromHost.toLowerCase() === host.toLowerCase();
+}
 
 const POINTS_USAGE = 'lifeboat recovery-points ITEM [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
 
