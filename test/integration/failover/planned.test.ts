@@ -88,6 +88,19 @@ describe('failover: test failover, then planned failover and commit (vault + age
     assert.equal(failed.power, 'Running');
     assert.deepEqual(failed.nics.map((n) => n.network), ['dr-net']);
 
+    // What an operator sees: where the workload runs, and the fenced old VM.
+    type Row = { name: string; host: string; activeLocation?: string; fenced: boolean };
+    const rows = await waitFor('the recovery host to report the failover VM', async () => {
+      const r = await lab.cli(['vms', '--output', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      const all = JSON.parse(r.stdout) as Row[];
+      return all.some((x) => x.name === 'web01' && x.host === 'recovery-1') ? all : undefined;
+    }, 30_000, 200);
+    const old = rows.find((x) => x.name === 'web01' && x.host === 'primary-1');
+    assert.deepEqual({ fenced: old?.fenced, active: old?.activeLocation }, { fenced: true, active: 'recovery' }, JSON.stringify(rows));
+    const st = await lab.cli(['status']);
+    assert.match(st.stdout, /web\s+web01\s+FailedOver\s+recovery/);
+
     // The vault refuses to start the fenced source through the agent.
     const start = await lab.cli(['agent', 'vm', 'start', 'web01', '--host', 'primary-1', '--lab-dir', lab.dir]);
     assert.notEqual(start.code, 0, 'a fenced VM does not start');
