@@ -1,6 +1,6 @@
 /**
- * Routes of the failover operations of one protected item (docs/failover.md,
- * docs/vault-api.md §11): failover (test, planned, unplanned; an unplanned
+ * Routes of the failover operations of one protected item (docs/failover.md
+ * §3): failover (test, planned, unplanned; an unplanned
  * failover of a FailedOver item changes its point), commit, and test
  * cleanup, reprotect. Each answers 202 with the job it started; 404 for an unknown
  * item; 409 when another job owns the item or its state refuses the
