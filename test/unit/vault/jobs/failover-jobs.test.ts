@@ -196,6 +196,49 @@ describe('vault/jobs: failover jobs', () => {
     assert.equal(status().replicationState, 'FailedOver');
   });
 
+  it('reprotect: the old primary\'s disk becomes the replica, the running side seeds the delta, resync compares it; hosts swap', async () => {
+    r.store.updateStatus('v', 'protectedItem', 'web', (s) => ({
+      ...s, replicationState: 'FailoverCommitted', activeLocation: 'recovery',
+      failover: { type: 'unplanned', requested: 'latest', job: 'j0', vm: 'web01', host: 'hvdr01', fromHost: 'hv01', diskPoints: { disk0: 'p-2' }, pointGenerations: { disk0: 'g1' } },
+    }), 0);
+    assert.deepEqual(fenceOrdersFor(r.services, 'v', 'hv01').map((f) => f.vm), ['web01']);
+    const job = requestFailover(r.services, engine, 'v', 'web', 'reprotect');
+    assert.equal(job.type, 'protection.reprotect');
+    assert.equal(status().replicationState, 'Reprotecting');
+    engine.kick(job.id);
+    const prep = await answer('hv01', 'reprotect.prepareReplica', { endpoint: { address: '10.0.0.1', port: 4443 }, extents: { disk0: [{ offset: 0, length: 4096 }] } });
+    assert.deepEqual(prep.payload.pointGenerations, { disk0: 'g1' });
+    assert.equal(prep.payload.sourceHost, 'hvdr01');
+    const src = await answer('hvdr01', 'reprotect.prepareSource', { delta: true, regionBytes: 65536 });
+    assert.deepEqual(fenceOrdersFor(r.services, 'v', 'hv01'), [], 'the old VM is the replica now: nothing to fence');
+    assert.deepEqual(src.payload.target, { kind: 'host', host: 'hv01', address: '10.0.0.1', port: 4443, serverName: 'hv01' });
+    assert.deepEqual(src.payload.extents, { disk0: [{ offset: 0, length: 4096 }] });
+    await answer('hvdr01', 'resync.run');
+    assert.deepEqual({ source: status().sourceHost, target: status().targetHost }, { source: 'hvdr01', target: 'hv01' }, 'swapped before the compare: the new source reports');
+    await engine.settled(job.id);
+    const s = status();
+    assert.equal(r.store.getJob(job.id)!.state, 'Succeeded');
+    assert.equal(s.replicationState, 'Protected');
+    assert.equal(s.activeLocation, 'recovery', 'the workload stays where it runs');
+    assert.deepEqual(s.reprotect, { job: job.id, delta: true, regionBytes: 65536 });
+    assert.deepEqual(fenceOrdersFor(r.services, 'v', 'hvdr01'), [], 'the new source is never fenced');
+  });
+
+  it('reprotect that fails before the hosts swap returns to FailoverCommitted', async () => {
+    r.store.updateStatus('v', 'protectedItem', 'web', (s) => ({
+      ...s, replicationState: 'FailoverCommitted', activeLocation: 'recovery',
+      failover: { type: 'planned', requested: 'latest', job: 'j0', vm: 'web01', host: 'hvdr01', fromHost: 'hv01' },
+    }), 0);
+    const job = requestFailover(r.services, engine, 'v', 'web', 'reprotect');
+    engine.kick(job.id);
+    const prep = await nextCommand('hv01');
+    applyCommandUpdate(r.services, 'v', 'hv01', prep.id, { state: 'Failed', error: { code: 'reprotect.vmGone', category: 'nonRecoverable', message: 'VM web01 is no longer on this host' } });
+    await engine.settled(job.id);
+    assert.equal(r.store.getJob(job.id)!.state, 'Failed');
+    assert.equal(status().replicationState, 'FailoverCommitted');
+    assert.deepEqual({ source: status().sourceHost, target: status().targetHost }, { source: 'hv01', target: 'hvdr01' });
+  });
+
   it('test failover: the mapped test network, no state change; cleanup removes the VM', async () => {
     const job = requestFailover(r.services, engine, 'v', 'web', 'test');
     engine.kick(job.id);
