@@ -88,6 +88,9 @@ describe('pulumi providers: ProtectedVm (real lab)', function () {
       for (let at = 0; at < disk.length; at += 4096) if (disk.subarray(at, at + 4096).some((b) => b !== 0)) written += 4096;
       return written >= 2 * MiB ? true : undefined;
     }, 60_000, 200);
+    // Shut down (flushed), so the copy is bounded by the data there, not by a guest outwriting the limit.
+    const off = await lab.cli(['agent', 'vm', 'shutdown', 'db01', '--host', 'primary-1', '--lab-dir', lab.dir]);
+    assert.equal(off.code, 0, off.stderr);
     const ctx = contextFor(lab.state.vaultUrl, token, { pollMs: 250 });
     const p = providerOf('protectedVm', ctx);
     const inputs: Props = { vault: 'lab', name: 'db', site: 'primary', vm: 'db01', policy: 'slow', waitForInitialReplication: { timeoutMinutes: 0.05 } };
