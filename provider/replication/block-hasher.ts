@@ -66,7 +66,9 @@ interface Job {
 
 interface Slot {
   readonly worker: Worker;
-  readonly jobs: Map<number, Job>;
+  readonly jobs: Map<number, Job & { readonly bytes: number }>;
+  /** Bytes of the jobs it holds: the measure of its load. */
+  pendingBytes: number;
 }
 
 function digestsOf(all: Buffer, count: number): Buffer[] {
@@ -138,13 +140,14 @@ export class BlockHasher {
     const slot = this.pick();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      slot.jobs.set(id, { resolve, reject });
+      slot.jobs.set(id, { resolve, reject, bytes: length });
+      slot.pendingBytes += length;
       if (slot.jobs.size === 1) slot.worker.ref();
       slot.worker.postMessage({ id, buf, length, blockSize }, [buf]);
     });
   }
 
-  /** The live worker with the fewest jobs, started if needed. */
+  /** The live worker with the fewest bytes to hash, started if needed. */
   private pick(): Slot {
     let best = -1;
     for (let i = 0; i < this.slots.length; i++) {
@@ -153,19 +156,20 @@ export class BlockHasher {
         best = i;
         break;
       }
-      if (best < 0 || s.jobs.size < this.slots[best]!.jobs.size) best = i;
+      if (best < 0 || s.pendingBytes < this.slots[best]!.pendingBytes) best = i;
     }
     return this.slots[best] ?? this.start(best);
   }
 
   private start(index: number): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
-    const slot: Slot = { worker, jobs: new Map() };
+    const slot: Slot = { worker, jobs: new Map(), pendingBytes: 0 };
     this.slots[index] = slot;
     worker.unref();
     worker.on('message', (m: { id: number; buf: ArrayBuffer; digests: ArrayBuffer }) => {
       const job = slot.jobs.get(m.id);
       slot.jobs.delete(m.id);
+      slot.pendingBytes -= job?.bytes ?? 0;
       if (slot.jobs.size === 0) worker.unref();
       job?.resolve(m);
     });
@@ -173,6 +177,7 @@ export class BlockHasher {
       if (this.slots[index] === slot) this.slots[index] = undefined;
       const jobs = [...slot.jobs.values()];
       slot.jobs.clear();
+      slot.pendingBytes = 0;
       worker.unref();
       for (const j of jobs) {
         j.reject(new RecoverableError('hash.workerFailed', `A hashing thread stopped: ${why}`, {

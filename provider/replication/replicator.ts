@@ -25,7 +25,7 @@ import { type HashedBlocks, type BlockHasher, sharedBlockHasher } from './block-
 import { DIGEST_BYTES, blockRangesToRegions, compareDigests, differingRegions, regionsToBlockRanges, validateBlockSize } from './resync-plan';
 import { coalesceSegments } from './extent-map';
 import { type SealedSegmentInfo, type TrackedDisk } from './tracker';
-import { type BlockDigests, type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
+import { type BlockDigests, type BlockRun, type CycleWriter, type PointKind, type RecoveryPointInfo, type ReplicaDisk } from './target';
 
 /** Asks the guest to quiesce; resolves with a function that resumes it. */
 export type QuiesceHook = () => Promise<() => Promise<void>>;
@@ -113,6 +113,15 @@ const DEFAULT_FINE_BLOCK_SIZE = 4 * KiB;
 
 /** Source bytes a compare hashes and keeps before comparing them with the replica's digests. */
 const COMPARE_WINDOW_BYTES = 8 * MiB;
+
+/** Windows whose replica digests are requested before the source reaches them. */
+const REPLICA_WINDOWS_AHEAD = 2;
+
+/** `p`, marked as observed: it is awaited later, or abandoned after an earlier failure of the same step. */
+function observed<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
 
 /** The source bytes of a compare window, in the chunks they were read in. */
 class SourceWindow {
@@ -489,7 +498,11 @@ export class DiskReplicator {
     const generation = this.progress.generation;
     if (generation === undefined) throw new BugError('replicator.noGeneration', 'A cycle was begun before a generation');
     await this.save({ pending: { seq, ...pending } });
-    const writer = await this.o.replica.beginCycle({ generation, seq, time: this.clock.now(), ...(point === undefined ? {} : { point }) });
+    // Before the first point nothing can be rolled back to: the store may skip undo data (§5.1).
+    const beforeFirstPoint = this.progress.phase !== 'delta';
+    const writer = await this.o.replica.beginCycle({
+      generation, seq, time: this.clock.now(), ...(point === undefined ? {} : { point }), ...(beforeFirstPoint ? { skipUndoBeforeFirstPoint: true } : {}),
+    });
     let committed: RecoveryPointInfo | undefined;
     try {
       await fill(writer);
@@ -646,55 +659,76 @@ export class DiskReplicator {
     const size = this.o.source.sizeBytes;
     const chunk = Math.max(bs, Math.floor(this.chunkBytes / bs) * bs);
     const window = Math.max(chunk, Math.floor(COMPARE_WINDOW_BYTES / chunk) * chunk);
+    const windows: Array<readonly [number, number]> = [];
     for (const r of batch) {
       const end = Math.min(size, r.offset + r.length);
-      // Every window's replica digests are requested at once (digests are small): the replica hashes ahead of the source.
-      const theirs: Array<Promise<BlockDigests>> = [];
-      for (let at = r.offset; at < end; at += window) {
-        const p = this.o.replica.hashBlocks(bs, at / bs, Math.ceil((Math.min(end, at + window) - at) / bs));
-        p.catch(() => undefined); // observed below, or abandoned after an earlier failure
-        theirs.push(p);
+      for (let at = r.offset; at < end; at += window) windows.push([at, Math.min(end, at + window)]);
+    }
+    // The replica's digests of the next windows are asked for ahead, so it hashes while the source does; only a
+    // few ahead, so that the fine requests of a window do not queue behind the coarse hashing of the whole batch.
+    const theirs: Array<Promise<BlockDigests>> = [];
+    const askReplica = (upto: number): void => {
+      while (theirs.length < Math.min(windows.length, upto)) {
+        const [at, end] = windows[theirs.length]!;
+        theirs.push(observed(this.o.replica.hashBlocks(bs, at / bs, Math.ceil((end - at) / bs))));
       }
-      for (let i = 0, at = r.offset; at < end; i++, at += window) {
-        this.checkAborted();
-        const winEnd = Math.min(end, at + window);
-        const mine = await this.hashSource(at, winEnd, chunk, bs);
-        const remote = await theirs[i]!;
-        scannedBytes += winEnd - at;
-        skippedBytes += winEnd - at;
-        comparedBlocks += mine.digests.length;
-        digestBytes += DIGEST_BYTES * remote.digests.length;
-        const coarse = compareDigests({ blockSize: bs, firstBlock: at / bs, digests: mine.digests }, remote);
-        differingBlocks += coarse.length;
-        const send: Region[] = [];
-        if (fine === bs) {
-          send.push(...differingRegions(coarse, bs, size));
-        } else {
-          // One request per run of adjacent differing blocks, all in flight together.
-          const runs = differingRegions(coarse, bs, size);
-          const fineTheirs = runs.map((run) => {
-            const p = this.o.replica.hashBlocks(fine, run.offset / fine, Math.ceil(run.length / fine));
-            p.catch(() => undefined);
-            return p;
-          });
-          for (const [k, run] of runs.entries()) {
-            const data = mine.slice(run.offset - at, run.length);
-            const ours = (await this.hasher.digest(data, fine)).digests;
-            const remoteFine = await fineTheirs[k]!;
-            digestBytes += DIGEST_BYTES * remoteFine.digests.length;
-            send.push(...differingRegions(compareDigests({ blockSize: fine, firstBlock: run.offset / fine, digests: ours }, remoteFine), fine, size));
-          }
+    };
+    askReplica(REPLICA_WINDOWS_AHEAD);
+    // The source hashes window i + 1 while window i is compared and sent.
+    let next = windows.length > 0 ? observed(this.hashSource(windows[0]![0], windows[0]![1], chunk, bs)) : undefined;
+    for (const [i, [at, end]] of windows.entries()) {
+      this.checkAborted();
+      const mine = await next!;
+      next = i + 1 < windows.length ? observed(this.hashSource(windows[i + 1]![0], windows[i + 1]![1], chunk, bs)) : undefined;
+      const remote = await theirs[i]!;
+      askReplica(i + 1 + REPLICA_WINDOWS_AHEAD);
+      scannedBytes += end - at;
+      skippedBytes += end - at;
+      comparedBlocks += mine.digests.length;
+      digestBytes += DIGEST_BYTES * remote.digests.length;
+      const coarse = compareDigests({ blockSize: bs, firstBlock: at / bs, digests: mine.digests }, remote);
+      differingBlocks += coarse.length;
+      const runs = differingRegions(coarse, bs, size);
+      let send: Region[];
+      if (fine === bs || runs.length === 0) {
+        send = runs;
+      } else {
+        // One replica request per run of differing blocks, all in flight together; the source's fine digests in one job.
+        const fineTheirs = this.replicaDigestsOfRuns(fine, runs.map((run) => ({ firstBlock: run.offset / fine, count: Math.ceil(run.length / fine) })));
+        const joined = Buffer.concat(runs.map((run) => mine.slice(run.offset - at, run.length)));
+        const ours = (await this.hasher.digest(joined, fine, true)).digests;
+        send = [];
+        let k = 0;
+        for (const [j, run] of runs.entries()) {
+          const count = Math.ceil(run.length / fine);
+          const remoteFine = await fineTheirs[j]!;
+          digestBytes += DIGEST_BYTES * remoteFine.digests.length;
+          send.push(...differingRegions(compareDigests({ blockSize: fine, firstBlock: run.offset / fine, digests: ours.slice(k, k + count) }, remoteFine), fine, size));
+          k += count;
         }
-        for (const region of send) {
-          const piece = mine.slice(region.offset - at, region.length);
-          skippedBytes -= piece.length;
-          await this.o.limiter?.take(piece.length, this.o.signal);
-          await w.write(region.offset, piece);
-          sentBytes += piece.length;
-        }
+      }
+      for (const region of send) {
+        const piece = mine.slice(region.offset - at, region.length);
+        skippedBytes -= piece.length;
+        await this.o.limiter?.take(piece.length, this.o.signal);
+        await w.write(region.offset, piece);
+        sentBytes += piece.length;
       }
     }
+    await next;
     return { ...stats, scannedBytes, sentBytes, skippedBytes, comparedBlocks, differingBlocks, digestBytes };
+  }
+
+  /** The replica's digests of several runs: in one call if the target offers it, else one call per run, all in flight. */
+  private replicaDigestsOfRuns(blockSize: number, runs: readonly BlockRun[]): Array<Promise<BlockDigests>> {
+    const replica = this.o.replica;
+    if (replica.hashBlockRuns === undefined) return runs.map((r) => observed(replica.hashBlocks(blockSize, r.firstBlock, r.count)));
+    const all = observed(replica.hashBlockRuns(blockSize, runs));
+    return runs.map((_, i) => observed(all.then((d) => {
+      const one = d[i];
+      if (one === undefined) throw new BugError('resync.digestMismatch', `hashBlockRuns answered ${d.length} runs, asked for ${runs.length}`);
+      return one;
+    })));
   }
 
   /**
@@ -706,11 +740,10 @@ export class DiskReplicator {
     const jobs: Array<Promise<HashedBlocks>> = [];
     try {
       for (let at = from; at < to; at += chunk) {
-        const data = await this.o.source.read(at, Math.min(chunk, to - at));
-        // `read` returns a new buffer that nothing else holds: it may be handed over.
-        const job = this.hasher.digest(data, blockSize, true);
-        job.catch(() => undefined);
-        jobs.push(job);
+        // A buffer of its own, handed to the hashing thread and back without a copy.
+        const data = Buffer.allocUnsafeSlow(Math.min(chunk, to - at));
+        await this.o.source.readInto(data, at);
+        jobs.push(observed(this.hasher.digest(data, blockSize, true)));
       }
       const done = await Promise.all(jobs);
       return new SourceWindow(from, done.map((d) => d.data), done.flatMap((d) => d.digests));

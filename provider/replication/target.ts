@@ -15,7 +15,9 @@
  *
  * Every method that changes the replica is atomic at cycle granularity: a
  * crash, a lost connection or `abort()` before `commit()` leaves the replica,
- * and every retained point, exactly as after the previous committed cycle.
+ * and every retained point, exactly as after the previous committed cycle
+ * (the one exception, asked for by the caller, is a cycle begun with
+ * `CycleMeta.skipUndoBeforeFirstPoint` while no point exists).
  */
 
 /** Kind of a recovery point. */
@@ -65,6 +67,19 @@ export interface CycleMeta {
   readonly time: number;
   /** Whether committing the cycle creates a recovery point, and of which kind. @default none */
   readonly point?: PointKind;
+  /**
+   * A request to write this cycle without undo data, honoured only while the
+   * disk holds no recovery point and has committed at least one cycle
+   * (`appliedSeq` > 0): there is no point to roll back to, and a replica that
+   * committed nothing still reads as zeros. When honoured, a crash, lost
+   * connection or `abort()` before `commit()` leaves `state()` and the
+   * (absent) points as before, but the bytes the cycle wrote may stay
+   * written, and reads of the head (`hashBlocks`) during the cycle may see
+   * them; the caller must redo the cycle, or compare, before relying on the
+   * replica (docs/replication.md §5.1). A target that ignores the request
+   * keeps undo data as for any cycle. @default false
+   */
+  readonly skipUndoBeforeFirstPoint?: boolean;
 }
 
 /** Writes of one cycle. Nothing is visible in points until `commit()`. */
@@ -106,6 +121,12 @@ export interface BlockDigests {
   readonly digests: readonly Buffer[];
 }
 
+/** Consecutive blocks `[firstBlock, firstBlock + count)`. */
+export interface BlockRun {
+  readonly firstBlock: number;
+  readonly count: number;
+}
+
 /** Where a failed-over VM's disk comes from. */
 export interface MaterialisedDisk {
   /** Local path (host target) or blob URL (Azure) of a disk that a VM can run from. */
@@ -136,6 +157,15 @@ export interface ReplicaDisk {
    * digests cross the wire. The digest is SHA-256 of the block bytes.
    */
   hashBlocks(blockSize: number, firstBlock: number, count: number): Promise<BlockDigests>;
+  /**
+   * `hashBlocks` for several runs of blocks in one call (a resync's second
+   * level asks for many short runs; one call saves a round trip and a lock
+   * per run). Same digests, errors and view of the head as `hashBlocks`; the
+   * result has one entry per run, in order. Optional: when a target lacks it,
+   * callers ask `hashBlocks` once per run. Rejects the whole call if any run
+   * is outside the disk.
+   */
+  hashBlockRuns?(blockSize: number, runs: readonly BlockRun[]): Promise<readonly BlockDigests[]>;
   /**
    * A view at a point, built in time proportional to the extents changed
    * since that point, never to the disk size.

@@ -398,16 +398,27 @@ export class TrackedDisk {
 
   /** Read `length` bytes at `offset`. Throws `InvalidInputError` `tracker.outOfRange`, `tracker.closed`. */
   async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    await this.readInto(out, offset);
+    return out;
+  }
+
+  /**
+   * Read `buffer.length` bytes at `offset` into `buffer`, so a caller can
+   * reuse its buffers. Same errors as `read`; on failure `buffer` holds a
+   * partial read.
+   */
+  async readInto(buffer: Buffer, offset: number): Promise<void> {
+    const length = buffer.length;
     this.checkRange(offset, length, 'read');
     this.assertOpen();
-    const out = Buffer.alloc(length);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.disk.read(out, done, length - done, offset + done);
+      const { bytesRead } = await this.disk.read(buffer, done, length - done, offset + done);
       if (bytesRead === 0) break; // beyond the end of a sparse file reads as zeros
       done += bytesRead;
     }
-    return out;
+    if (done < length) buffer.fill(0, done);
   }
 
   /**

@@ -48,6 +48,8 @@ export class HostCycleWriter implements CycleWriter {
   result: RecoveryPointInfo | undefined;
   /** Extents saved in the undo file so far (durable ones only). */
   readonly coverage = new CoverageSet();
+  /** Replica bytes were written without undo (§7.2a). */
+  wroteWithoutUndo = false;
   private queue: QueuedWrite[] = [];
   private queuedBytes = 0;
 
@@ -59,6 +61,8 @@ export class HostCycleWriter implements CycleWriter {
     readonly appender: UndoFileAppender,
     private readonly replica: FileHandleLike,
     private readonly batchBytes: number,
+    /** False for a cycle without undo data (§7.2a): writes go straight to the replica. */
+    readonly keepsUndo = true,
   ) {}
 
   write(offset: number, data: Buffer): Promise<void> {
@@ -152,9 +156,14 @@ export class HostCycleWriter implements CycleWriter {
     }
   }
 
-  /** §7.2 steps 1–3. */
+  /** §7.2 steps 1–3, or §7.2a. */
   private async applyBatch(batch: readonly QueuedWrite[]): Promise<void> {
     if (batch.length === 0) return;
+    if (!this.keepsUndo) {
+      this.wroteWithoutUndo = true;
+      for (const w of batch) await this.replica.write(w.data, 0, w.data.length, w.offset);
+      return;
+    }
     const records: Buffer[] = [];
     const added: UndoExtent[] = [];
     let pos = this.appender.nextPosition;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { InvalidInputError, ReplicaStateError } from '../../errors';
 import {
   type BlockDigests,
+  type BlockRun,
   type CycleMeta,
   type CycleWriter,
   type DiskView,
@@ -33,6 +34,8 @@ import { MAX_GENERATION_BYTES, UndoFileAppender } from './undo-log';
 const HASH_SPAN = 4 * MiB;
 /** Spans being hashed while the next is read: bounds memory to (this + 1) spans. */
 const HASH_SPANS_IN_FLIGHT = 2;
+/** Reads `hashBlockRuns` keeps in flight (the thread pool runs four at a time). */
+const RUN_READS_IN_FLIGHT = 16;
 const POINT_KINDS: readonly PointKind[] = ['crashConsistent', 'appConsistent'];
 
 /** Everything a disk needs to open; made by the target. */
@@ -81,6 +84,9 @@ function validateMeta(meta: CycleMeta): void {
   if (!Number.isSafeInteger(meta.seq) || meta.seq <= 0) throw badMeta(`seq ${String(meta.seq)}`, '/seq');
   if (typeof meta.time !== 'number' || !Number.isFinite(meta.time)) throw badMeta(`time ${String(meta.time)}`, '/time');
   if (meta.point !== undefined && !POINT_KINDS.includes(meta.point)) throw badMeta(`point ${String(meta.point)}`, '/point');
+  if (meta.skipUndoBeforeFirstPoint !== undefined && typeof meta.skipUndoBeforeFirstPoint !== 'boolean') {
+    throw badMeta(`skipUndoBeforeFirstPoint ${String(meta.skipUndoBeforeFirstPoint)}`, '/skipUndoBeforeFirstPoint');
+  }
 }
 
 /**
@@ -240,7 +246,9 @@ export class HostReplicaDisk implements ReplicaDisk {
         point: meta.point,
         generation: meta.generation,
       });
-      const w = new HostCycleWriter(this.host, { ...meta }, cycle, appender, this.replica, this.batchBytes);
+      // §7.2a: no undo while there is no point to roll back to and the replica no longer reads as all zeros.
+      const keepsUndo = !(meta.skipUndoBeforeFirstPoint === true && m.points.length === 0 && m.appliedSeq > 0);
+      const w = new HostCycleWriter(this.host, { ...meta }, cycle, appender, this.replica, this.batchBytes, keepsUndo);
       this.openCycle = w;
       return w;
     });
@@ -290,15 +298,8 @@ export class HostReplicaDisk implements ReplicaDisk {
    * runs under the disk's lock: callers hash in bounded ranges.
    */
   hashBlocks(blockSize: number, firstBlock: number, count: number): Promise<BlockDigests> {
-    const total = Number.isSafeInteger(blockSize) && blockSize > 0 ? Math.ceil(this.sizeBytes / blockSize) : 0;
-    if (total === 0 || !Number.isSafeInteger(firstBlock) || !Number.isSafeInteger(count) || firstBlock < 0 || count < 0 || firstBlock + count > total) {
-      return Promise.reject(
-        new InvalidInputError('replica.invalidBlockRange', `Blocks [${firstBlock}, ${firstBlock + count}) of ${blockSize} bytes are outside the disk (${this.sizeBytes} bytes)`, {
-          details: { blockSize, firstBlock, count, sizeBytes: this.sizeBytes },
-          hint: `blockSize must be a positive integer; blocks run from 0 to ${total}.`,
-        }),
-      );
-    }
+    const bad = this.checkBlockRange(blockSize, firstBlock, count);
+    if (bad !== undefined) return Promise.reject(bad);
     return this.locked(async () => {
       try {
         return { blockSize, firstBlock, digests: await this.hashHead(blockSize, firstBlock, count) };
@@ -306,6 +307,70 @@ export class HostReplicaDisk implements ReplicaDisk {
         throw classifyIoError(e, `hash blocks of ${this.paths.replica}`);
       }
     });
+  }
+
+  /**
+   * `hashBlocks` of several runs under one lock (target.ts): the runs' bytes
+   * are read concurrently, then hashed together on the hasher's threads.
+   * Throws `InvalidInputError` (`replica.invalidBlockRange`) if any run is
+   * outside the disk, before reading anything.
+   */
+  hashBlockRuns(blockSize: number, runs: readonly BlockRun[]): Promise<readonly BlockDigests[]> {
+    for (const r of Array.isArray(runs) ? runs : [undefined]) {
+      const bad = this.checkBlockRange(blockSize, r?.firstBlock ?? Number.NaN, r?.count ?? Number.NaN);
+      if (bad !== undefined) return Promise.reject(bad);
+    }
+    return this.locked(async () => {
+      try {
+        if (blockSize > HASH_SPAN || runs.some((r) => r.count * blockSize > HASH_SPAN)) {
+          const out: BlockDigests[] = [];
+          for (const r of runs) out.push({ blockSize, firstBlock: r.firstBlock, digests: await this.hashHead(blockSize, r.firstBlock, r.count) });
+          return out;
+        }
+        const spans = runs.map((r) => {
+          const start = r.firstBlock * blockSize;
+          return { start, length: Math.min(start + r.count * blockSize, this.sizeBytes) - start };
+        });
+        // One buffer for all runs; each run starts on a block boundary in it, so the digests split by count.
+        const stride = spans.map((x) => Math.ceil(x.length / blockSize) * blockSize);
+        const joined = Buffer.allocUnsafeSlow(stride.reduce((a, b) => a + b, 0));
+        let at = 0;
+        const reads: Array<Promise<void>> = [];
+        for (const [i, x] of spans.entries()) {
+          const part = joined.subarray(at, at + stride[i]!);
+          part.fill(0, x.length);
+          reads.push(this.readHead(part.subarray(0, x.length), x.start));
+          at += stride[i]!;
+          if (reads.length >= RUN_READS_IN_FLIGHT) await Promise.all(reads.splice(0));
+        }
+        await Promise.all(reads);
+        // Zero padding after a short last block would change its digest: hash such a run on its own.
+        const short = spans.findIndex((x, i) => x.length !== stride[i]);
+        const digests = (await this.hasher.digest(joined, blockSize, true)).digests;
+        const out: BlockDigests[] = [];
+        let k = 0;
+        for (const [i, r] of runs.entries()) {
+          const n = stride[i]! / blockSize;
+          out.push({ blockSize, firstBlock: r.firstBlock, digests: i === short ? await this.hashHead(blockSize, r.firstBlock, r.count) : digests.slice(k, k + n) });
+          k += n;
+        }
+        return out;
+      } catch (e) {
+        throw classifyIoError(e, `hash blocks of ${this.paths.replica}`);
+      }
+    });
+  }
+
+  /** `replica.invalidBlockRange` unless the blocks are within the disk. */
+  private checkBlockRange(blockSize: number, firstBlock: number, count: number): InvalidInputError | undefined {
+    const total = Number.isSafeInteger(blockSize) && blockSize > 0 ? Math.ceil(this.sizeBytes / blockSize) : 0;
+    if (total === 0 || !Number.isSafeInteger(firstBlock) || !Number.isSafeInteger(count) || firstBlock < 0 || count < 0 || firstBlock + count > total) {
+      return new InvalidInputError('replica.invalidBlockRange', `Blocks [${firstBlock}, ${firstBlock + count}) of ${blockSize} bytes are outside the disk (${this.sizeBytes} bytes)`, {
+        details: { blockSize, firstBlock, count, sizeBytes: this.sizeBytes },
+        hint: `blockSize must be a positive integer; blocks run from 0 to ${total}.`,
+      });
+    }
+    return undefined;
   }
 
   /**
@@ -535,8 +600,8 @@ export class HostReplicaDisk implements ReplicaDisk {
     c.assertOpen();
     await c.flush();
     const wrote = c.appender.created;
-    if (wrote) {
-      const [sealed, synced] = await Promise.allSettled([c.appender.seal(c.coverage.extents), this.replica.sync()]);
+    if (wrote || c.wroteWithoutUndo) {
+      const [sealed, synced] = await Promise.allSettled([wrote ? c.appender.seal(c.coverage.extents) : undefined, this.replica.sync()]);
       const failure = sealed.status === 'rejected' ? sealed.reason : synced.status === 'rejected' ? synced.reason : undefined;
       if (failure !== undefined) {
         c.status = 'failed';
@@ -576,7 +641,7 @@ export class HostReplicaDisk implements ReplicaDisk {
       }
       failure = e;
     }
-    await this.afterCommit(c, wrote, keepUndo);
+    await this.afterCommit(c, wrote || c.wroteWithoutUndo, keepUndo);
     if (failure !== undefined) throw failure;
     return result;
   }

@@ -502,5 +502,6 @@ function cycleMeta(v: unknown): CycleMeta {
     seq: num(m, 'seq'),
     time: num(m, 'time'),
     ...(m.point === undefined || m.point === null ? {} : { point: m.point as PointKind }),
+    ...(m.skipUndoBeforeFirstPoint === undefined || m.skipUndoBeforeFirstPoint === null ? {} : { skipUndoBeforeFirstPoint: m.skipUndoBeforeFirstPoint as boolean }),
   };
 }

@@ -78,8 +78,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
  */
 class InterleavingReplica extends DelegatingReplicaDisk {
   failAfter: number | undefined;
-  constructor(inner: ReplicaDisk, private readonly guest: () => Promise<void>) {
-    super(inner);
+  constructor(inner: ReplicaDisk, private readonly guest: () => Promise<void>, offerRuns = true) {
+    super(inner, offerRuns);
   }
   override async beginCycle(meta: CycleMeta): Promise<CycleWriter> {
     const w = await this.inner.beginCycle(meta);
@@ -288,7 +288,7 @@ const blocksArb = fc.constantFrom<readonly [number, number]>([4 * KiB, 4 * KiB],
 const threadedHasher = new BlockHasher({ inlineBytes: 0 });
 const inlineHasher = new BlockHasher({ threads: 0 });
 
-async function makeWorld(root: string, base: readonly Op[], blocks: readonly [number, number] = [4 * KiB, 4 * KiB], threads = false): Promise<World> {
+async function makeWorld(root: string, base: readonly Op[], blocks: readonly [number, number] = [4 * KiB, 4 * KiB], threads = false, offerRuns = true): Promise<World> {
   const hasher = threads ? threadedHasher : inlineHasher;
   const srcDir = path.join(root, 'src');
   const replicaRoot = path.join(root, 'replica');
@@ -309,7 +309,7 @@ async function makeWorld(root: string, base: readonly Op[], blocks: readonly [nu
     if (w.quiet) return;
     w.guestSeed++;
     await guestWrite(w, (w.guestSeed * 7919) % SIZE, pattern(w.guestSeed, 1 + ((w.guestSeed * 131) % 3000)));
-  });
+  }, offerRuns);
   w.rep = await openReplicator(w);
   return w;
 }
@@ -329,11 +329,11 @@ describe('replication/replicator: every retained point equals the source at its 
 
   it('under random workloads, concurrent guest writes and injected faults', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(writeOp, { maxLength: 8 }), fc.array(opArb, { minLength: 5, maxLength: 45 }), blocksArb, fc.boolean(), async (base, ops, blocks, threads) => {
+      fc.asyncProperty(fc.array(writeOp, { maxLength: 8 }), fc.array(opArb, { minLength: 5, maxLength: 45 }), blocksArb, fc.boolean(), fc.boolean(), async (base, ops, blocks, threads, offerRuns) => {
         const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
         let w: World | undefined;
         try {
-          w = await makeWorld(root, base, blocks, threads);
+          w = await makeWorld(root, base, blocks, threads, offerRuns);
           await drive(w, () => w!.rep.runInitialReplication());
           await checkPoints(w, 'after initial replication');
           for (const [i, op] of ops.entries()) {
@@ -384,6 +384,69 @@ describe('replication/replicator: every retained point equals the source at its 
       await checkPoints(w, 'after the resumed copy');
     } finally {
       await closeWorld(w);
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('replication/replicator: no undo data before the first point (docs/replication.md §5.1)', function () {
+  this.timeout(60_000);
+
+  /** A world whose 5th copy batch fails after its first write reached the replica (no undo: the bytes stay). */
+  async function crashedCopy(root: string): Promise<World> {
+    const writes: Op[] = [];
+    for (let i = 0; i < 64; i++) writes.push({ t: 'write', off: i * 8 * KiB, len: 8 * KiB, seed: i + 1 });
+    const w = await makeWorld(root, writes);
+    let batches = 0;
+    const inner = w.replica.beginCycle.bind(w.replica);
+    w.replica.beginCycle = async (meta) => {
+      batches++;
+      if (batches === 5) w.replica.failAfter = 1;
+      return inner(meta);
+    };
+    w.quiet = true;
+    await assert.rejects(w.rep.runInitialReplication(), (e: unknown) => LifeboatError.isInstance(e) && e.code === 'test.injectedApplyFailure');
+    w.replica.beginCycle = inner;
+    assert.equal(w.rep.status.doneBytes, 4 * 64 * KiB);
+    // The aborted batch's first write stays on the replica (it kept no undo data to roll back with).
+    const replicaFile = (w.replica as unknown as { inner: { replicaPath: string } }).inner.replicaPath;
+    const stale = (await fsp.readFile(replicaFile)).subarray(256 * KiB, 256 * KiB + 16 * KiB);
+    assert.ok(stale.equals(w.model.subarray(256 * KiB, 256 * KiB + 16 * KiB)) && stale.some((b) => b !== 0), 'the failed batch left its first write behind');
+    // The guest then zeroes that region: a redo of the batch skips zero chunks, so only catch-up can make it right.
+    await guestWrite(w, 256 * KiB, Buffer.alloc(64 * KiB));
+    return w;
+  }
+
+  it('redoes a batch that failed half-applied, and the first point is the source even where the redo skipped zeros', async () => {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
+    let w: World | undefined;
+    try {
+      w = await crashedCopy(root);
+      w.rep = await openReplicator(w);
+      const first = await w.rep.runInitialReplication();
+      expect(w, first);
+      await checkPoints(w, 'after the redone copy');
+      assert.ok(w.expected.get(first.id)!.equals(w.model));
+    } finally {
+      if (w !== undefined) await closeWorld(w);
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('compares instead of copying when the progress file is lost after such a failure', async () => {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
+    let w: World | undefined;
+    try {
+      w = await crashedCopy(root);
+      await fsp.rm(path.join(w.srcDir, `${DISK}.replication.json`));
+      w.rep = await openReplicator(w);
+      const first = await w.rep.runInitialReplication();
+      expect(w, first);
+      assert.ok(w.rep.status.stats.comparedBlocks > 0, 'the replica held cycles: it was compared, not assumed empty');
+      await checkPoints(w, 'after the compare');
+      assert.ok(w.expected.get(first.id)!.equals(w.model));
+    } finally {
+      if (w !== undefined) await closeWorld(w);
       await fsp.rm(root, { recursive: true, force: true });
     }
   });

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { categoryOf, LifeboatError, type ErrorCategory } from '../../../provider/errors';
 import {
+  type CycleMeta,
   type CycleWriter,
   type PointKind,
   type RecoveryPointInfo,
@@ -190,8 +191,10 @@ export function describeReplicaTargetConformance(name: string, factory: ReplicaT
       return target.openDisk({ diskId: disk.diskId, sizeBytes: disk.sizeBytes });
     }
 
-    async function cycle(disk: ReplicaDisk, generation: string, seq: number, time: number, point: PointKind | undefined, writes: Array<[number, Buffer]>): Promise<RecoveryPointInfo | undefined> {
-      const w = await disk.beginCycle({ generation, seq, time, ...(point === undefined ? {} : { point }) });
+    async function cycle(
+      disk: ReplicaDisk, generation: string, seq: number, time: number, point: PointKind | undefined, writes: Array<[number, Buffer]>, extra: Partial<CycleMeta> = {},
+    ): Promise<RecoveryPointInfo | undefined> {
+      const w = await disk.beginCycle({ ...extra, generation, seq, time, ...(point === undefined ? {} : { point }) });
       for (const [offset, data] of writes) await w.write(offset, data);
       return w.commit();
     }
@@ -369,6 +372,60 @@ export function describeReplicaTargetConformance(name: string, factory: ReplicaT
       assert.deepEqual((await disk.hashBlocks(blockSize, 0, 0)).digests, []);
       await rejectsWith(disk.hashBlocks(blockSize, 0, all.length + 1), 'invalidInput');
       await rejectsWith(disk.hashBlocks(0, 0, 1), 'invalidInput');
+    });
+
+    it('hashes several runs of blocks in one call, if it offers hashBlockRuns, as hashBlocks would', async function () {
+      const disk = await target.openDisk({ diskId: 'd', sizeBytes: size });
+      if (disk.hashBlockRuns === undefined) this.skip();
+      const model = patternBytes(size, 26);
+      await cycle(disk, 'g1', 1, 10, undefined, [[0, model]]);
+      const blockSize = 4096;
+      const all = expectedDigests(model, blockSize);
+      const runs = [{ firstBlock: 0, count: 3 }, { firstBlock: 7, count: 1 }, { firstBlock: 20, count: 16 }, { firstBlock: all.length - 2, count: 2 }, { firstBlock: 9, count: 0 }];
+      const got = await disk.hashBlockRuns!(blockSize, runs);
+      assert.equal(got.length, runs.length);
+      for (const [i, r] of runs.entries()) {
+        assert.equal(got[i]!.blockSize, blockSize);
+        assert.equal(got[i]!.firstBlock, r.firstBlock);
+        assert.deepEqual(got[i]!.digests, all.slice(r.firstBlock, r.firstBlock + r.count), `run ${i}`);
+      }
+      // A short last block (size not a multiple of the block size) is hashed as it is, not padded.
+      const odd = 3 * 4096 + 512;
+      const oddAll = expectedDigests(model, odd);
+      const oddGot = await disk.hashBlockRuns!(odd, [{ firstBlock: 0, count: 1 }, { firstBlock: oddAll.length - 1, count: 1 }]);
+      assert.deepEqual(oddGot.map((d) => d.digests), [oddAll.slice(0, 1), oddAll.slice(-1)]);
+      // An open cycle's writes are not part of the head.
+      const w = await disk.beginCycle({ generation: 'g1', seq: 2, time: 20 });
+      await w.write(0, patternBytes(size, 27));
+      assert.deepEqual((await disk.hashBlockRuns!(blockSize, [{ firstBlock: 0, count: 4 }]))[0]!.digests, all.slice(0, 4));
+      await w.abort();
+      await rejectsWith(disk.hashBlockRuns!(blockSize, [{ firstBlock: 0, count: 1 }, { firstBlock: all.length, count: 1 }]), 'invalidInput');
+      await rejectsWith(disk.hashBlockRuns!(0, [{ firstBlock: 0, count: 1 }]), 'invalidInput');
+    });
+
+    it('honours skipUndoBeforeFirstPoint only while no point exists: with a point, abort still restores the head and the point', async () => {
+      const disk = await target.openDisk({ diskId: 'd', sizeBytes: size });
+      const first = patternBytes(size, 28);
+      // No point yet: the request may be honoured; what a committed cycle leaves must be exact either way.
+      await cycle(disk, 'g1', 1, 10, undefined, [[0, first]]);
+      const w2 = await disk.beginCycle({ generation: 'g1', seq: 2, time: 20, skipUndoBeforeFirstPoint: true });
+      await w2.write(1000, patternBytes(50_000, 29));
+      const p2 = await w2.commit();
+      assert.equal(p2, undefined);
+      const head2 = Buffer.from(first);
+      patternBytes(50_000, 29).copy(head2, 1000);
+      assert.deepEqual((await disk.hashBlocks(size, 0, 1)).digests, [sha256(head2)]);
+      const p3 = (await cycle(disk, 'g1', 3, 30, 'crashConsistent', [[0, Buffer.from('x')]]))!;
+      const head3 = Buffer.from(head2);
+      head3[0] = 'x'.charCodeAt(0);
+      // A point exists now: the request must be ignored.
+      const w4 = await disk.beginCycle({ generation: 'g1', seq: 4, time: 40, skipUndoBeforeFirstPoint: true });
+      await w4.write(0, patternBytes(size, 30));
+      await w4.abort();
+      assert.deepEqual((await disk.hashBlocks(size, 0, 1)).digests, [sha256(head3)]);
+      assert.equal((await disk.state()).appliedSeq, 3);
+      await cycle(disk, 'g1', 4, 40, 'crashConsistent', [[0, patternBytes(size, 31)]], { skipUndoBeforeFirstPoint: true });
+      assert.ok((await readAll(disk, p3.id)).equals(head3), 'the older point is intact after a later cycle that asked to skip undo');
     });
 
     it('refuses unknown points', async () => {
