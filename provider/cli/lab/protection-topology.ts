@@ -15,6 +15,10 @@ import { LAB_NETWORK, type LabHostSpec, type LabObjectSpec, type LabTopology, ty
 
 const PATTERNS: readonly WorkloadPattern[] = ['random', 'hotSpot', 'bursts'];
 
+/** What the lab hypervisor accepts as a VM name and a disk id (docs/lab.md §1); the file allows more. */
+const LAB_VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const LAB_DISK_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 function siteOfRef(ref: string): string {
   return ref.split('/')[0]!.toLowerCase();
 }
@@ -34,7 +38,9 @@ function hostsFor(site: SiteModel, cloud: string | undefined): readonly string[]
  * The topology of `model` (a valid protection file's, from provider/yaml),
  * read from `file` (absolute). Pure. Throws `InvalidInputError`
  * `lab.noHostForVm` when a protected VM's site (or cloud) lists no host to
- * run it on, `lab.noHosts` when no site lists any host.
+ * run it on, `lab.noHosts` when no site lists any host,
+ * `lab.unsupportedName` for a VM name or disk id the lab hypervisor cannot
+ * create (docs/lab.md §1), before anything starts.
  */
 export function topologyFromProtection(model: ProtectionModel, file: string): LabTopology {
   // The bodies the stack will PUT, so that adopting them finds nothing to change.
@@ -57,6 +63,12 @@ export function topologyFromProtection(model: ProtectionModel, file: string): La
 
   const next = new Map<string, number>();
   model.protectedVms.forEach((pv, i) => {
+    const unsupported = (what: string, at: string, valid: string): InvalidInputError => new InvalidInputError('lab.unsupportedName', `protected VM '${pv.name}': the lab cannot create ${what}`, {
+      where: { file, path: `/protectedVms/${i}/${at}` }, hint: `${valid}; rename it in a copy of the file for the lab`,
+    });
+    if (!LAB_VM_NAME.test(pv.vm)) throw unsupported(`a VM named '${pv.vm}'`, 'vm', 'lab VM names are a letter or digit and up to 63 of A-Z a-z 0-9 . _ -');
+    const badDisk = (pv.disks ?? []).findIndex((d) => !LAB_DISK_ID.test(d));
+    if (badDisk >= 0) throw unsupported(`a disk with id '${pv.disks![badDisk]}'`, `disks/${badDisk}`, 'lab disk ids are 1 to 64 of A-Z a-z 0-9 _ -');
     const site = model.sites.find((s) => s.name === pv.site)!;
     const candidates = hostsFor(site, pv.cloud);
     if (candidates.length === 0) {
