@@ -17,7 +17,7 @@ import { type OverlayBase } from '../hypervisor/lab';
 import { type RecoveryPointInfo, type ReplicaDisk } from '../replication/target';
 import { writeFileAtomic } from './agent-files';
 import { type CommandContext, type CommandHandler } from './command-runner';
-import { itemDir, loadRecords, replicaDiskId, type ReplicaRecord, str } from './item-records';
+import { itemDir, loadRecords, replicaDiskId, type ReplicaRecord, type SourceRecord, str } from './item-records';
 import { type ReplicaService } from './replica-service';
 import { type SourceItem } from './source-item';
 import { type AgentCommand } from './vault-channel';
@@ -28,6 +28,8 @@ export interface FailoverContext {
   readonly itemsDir: string;
   readonly replicas: ReplicaService | undefined;
   readonly sources: Map<string, SourceItem>;
+  /** Make the source side of a record (to resume a cancelled planned failover). @default none: it is not resumed until the agent restarts */
+  newSourceItem?(record: SourceRecord): SourceItem;
   changed(): void;
   /** The VM inventory changed: tell the vault now (a heartbeat). @default nothing beyond `changed` */
   inventoryChanged?(): void;
@@ -203,6 +205,9 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
       const vm = str(c.payload, 'vm');
       const item = await withItem(c, async () => {
         const src = ctx.sources.get(uid);
+        const done = await readFailoverRecord(ctx.itemsDir, uid);
+        // Drained before (a redelivered command): the same answer.
+        if (src === undefined && done !== undefined) return { src: undefined, wasRunning: done.wasRunning, done };
         if (src === undefined) {
           throw new NonRecoverableError('agent.noRelationship', `failover.prepareSource: this host does not replicate item ${String(c.payload.item)}`, {
             hint: 'run an unplanned failover instead',
@@ -214,9 +219,12 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
         await ctx.hypervisor.fence(vm, `planned failover of item ${String(c.payload.item)} to ${String(c.payload.targetHost ?? 'the recovery site')}`);
         ctx.changed();
       ctx.inventoryChanged?.();
-        return { src, wasRunning: previous?.wasRunning ?? (before.power !== 'Off') };
+        return { src, wasRunning: previous?.wasRunning ?? (before.power !== 'Off'), done: undefined };
       });
+      if (item.src === undefined) return { disks: Object.fromEntries(item.done!.disks.map((d) => [d.id, d.pointId])) };
       const drained = await item.src.drainForFailover(cc.signal, (p, m) => cc.progress(p, m));
+      // Stopped for good: its reports (points, state) must not reach the vault any more.
+      if (ctx.sources.get(uid) === item.src) ctx.sources.delete(uid);
       const record: FailoverRecord = {
         version: 1, at: new Date(ctx.now()).toISOString(), wasRunning: item.wasRunning,
         disks: drained.map((d) => ({ id: d.id, pointId: d.pointId, generation: d.generation, seq: d.seq })),
@@ -237,7 +245,13 @@ export function failoverHandlers(ctx: FailoverContext, withItem: <T>(c: AgentCom
         if (record?.wasRunning === true) await ctx.hypervisor.start(vm);
       }
       await fs.rm(failoverFile(ctx.itemsDir, uid), { force: true });
-      ctx.sources.get(uid)?.activate();
+      let src = ctx.sources.get(uid);
+      const rec = (await loadRecords(ctx.itemsDir)).find((r): r is SourceRecord => r.role === 'source' && r.itemUid === uid);
+      if (src === undefined && rec !== undefined && ctx.newSourceItem !== undefined) {
+        src = ctx.newSourceItem(rec);
+        ctx.sources.set(uid, src);
+      }
+      src?.activate();
       ctx.changed();
       ctx.inventoryChanged?.();
       return {};

@@ -78,6 +78,8 @@ export function regionBytes(regions: readonly Region[]): number {
 
 interface ReplicaSideRecord {
   readonly version: 1;
+  /** The vault job it was made for: a record of an earlier reprotect is stale. */
+  readonly job: string;
   /** Per disk: the extents written after the point, or null when unknown (full compare). */
   readonly disks: Readonly<Record<string, readonly Region[] | null>>;
 }
@@ -120,6 +122,94 @@ async function logExtents(hv: Hypervisor, vm: string, diskId: string, expectedGe
   return out;
 }
 
+/** What `reprotect.prepareSource` keeps: the regions first, then that the VM was moved. */
+interface SourceSideRecord {
+  readonly version: 1;
+  readonly job: string;
+  readonly stage: 'regions' | 'done';
+  readonly delta: boolean;
+  readonly regions: Record<string, Region[]>;
+  readonly wasRunning: boolean;
+  readonly nics: { name: string; network?: string }[];
+  readonly tags: Record<string, string>;
+}
+
+/** The plain disk a flattened failover VM runs on, inside the lab root. */
+function flatFile(ctx: ReprotectContext, uid: string, diskId: string): string {
+  return path.join(ctx.labDir, 'disks', `${uid}-${diskId}.raw`);
+}
+
+/**
+ * Turn the failover VM off and make each of its overlay disks a plain file:
+ * the store's head (the committed point) hard-linked into the lab, with the
+ * overlay's blocks written over it; the store's disk is then deleted. Reads
+ * C (the overlay's blocks) and the later part of A (cycles committed after
+ * the point). Repeatable until the VM is deleted: the link and the copy are
+ * done again from the same overlay. Returns the regions to compare.
+ */
+async function flatten(
+  ctx: ReprotectContext, c: AgentCommand, uid: string, vm: string, disks: readonly { id: string; sizeBytes: number }[],
+  oldSide: Record<string, Region[] | null>, job: string,
+): Promise<SourceSideRecord> {
+  const replicas = await ctx.ensureReplicas();
+  const commit = await readJson<CommitRecord>(commitFile(ctx.itemsDir, uid));
+  const info = await getVm(ctx.hypervisor, vm);
+  if (info === undefined) throw new NonRecoverableError('reprotect.vmGone', `the failover VM ${vm} is not on this host`, { hint: 'run the failover again' });
+  const wasRunning = info.power !== 'Off';
+  if (info.power !== 'Off') await ctx.hypervisor.shutdown(vm, { reason: 'reprotect: moving the VM onto a tracked disk' });
+  const resolve = viewResolver(async () => replicas.service, ctx.itemsDir);
+  const regions: Record<string, Region[]> = {};
+  let delta = c.payload.delta !== false;
+  for (const d of disks) {
+    const disk = info.disks.find((x) => x.id === d.id);
+    if (disk?.overlay === undefined) throw new NonRecoverableError('reprotect.notOnOverlay', `disk ${d.id} of VM ${vm} is not a failover overlay`, { hint: 'reprotect runs once per failover' });
+    const id = replicaDiskId(uid, d.id);
+    const pointId = /\/([^/]+)$/.exec(disk.overlay.base)?.[1] ?? '';
+    const target = flatFile(ctx, uid, d.id);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    let written: Region[];
+    const overlay = await CowOverlay.open(disk.path, await resolve(disk.overlay.base));
+    try {
+      written = overlay.writtenExtents();
+      const replica = await replicas.service.target.openDisk({ diskId: id, sizeBytes: d.sizeBytes });
+      // Cycles the old primary shipped after the commit (before its fence order arrived) are
+      // undone by the rollback below; their extents are changed blocks too.
+      const view = await replica.openView(pointId);
+      try {
+        if ('changedExtents' in view && typeof view.changedExtents === 'function') written = [...written, ...(view.changedExtents as () => Region[])()];
+      } finally {
+        await view.close();
+      }
+      // The store's head is the committed point: its file is the flattened disk's start (no copy).
+      const mat = await replica.materialise(pointId);
+      await fs.rm(target, { force: true });
+      await fs.link(mat.location, target);
+      const fh = await fs.open(target, 'r+');
+      try {
+        for (const w of overlay.writtenExtents()) await fh.write(await overlay.read(w.offset, w.length), 0, w.length, w.offset);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      await overlay.close();
+    }
+    await replicas.service.target.deleteDisk(id);
+    const shipped = commit?.disks[d.id]?.shippedAfter;
+    const old = oldSide[d.id];
+    if (shipped === undefined || old === null || old === undefined || !delta) {
+      delta = false;
+    } else {
+      regions[d.id] = mergeRegions([...shipped, ...old, ...written], REPROTECT_BLOCK, d.sizeBytes);
+    }
+  }
+  if (!delta) for (const d of disks) regions[d.id] = [{ offset: 0, length: d.sizeBytes }];
+  return {
+    version: 1, job, stage: 'regions', delta, regions, wasRunning,
+    nics: info.nics.map((n) => ({ name: n.name, ...(n.network === undefined ? {} : { network: n.network }) })), tags: { ...info.tags },
+  };
+}
+
 /** The reprotect handlers by command type. */
 export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentCommand, fn: () => Promise<T>) => Promise<T>): Readonly<Record<string, CommandHandler>> {
   const uidOf = (c: AgentCommand): string => str(c.payload, 'itemUid');
@@ -132,7 +222,9 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
       const generations = (c.payload.pointGenerations ?? {}) as Record<string, string>;
       const { service, endpoint } = await ctx.ensureReplicas();
       const file = reprotectFile(ctx.itemsDir, uid, 'replica');
+      const job = str(c.payload, 'job');
       let rec = await readJson<ReplicaSideRecord>(file);
+      if (rec !== undefined && rec.job !== job) rec = undefined;
       if (rec === undefined) {
         const info = await getVm(ctx.hypervisor, vm);
         if (info === undefined) {
@@ -167,7 +259,7 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
           await fs.link(disk.path, tmp);
           await fs.rename(tmp, img);
         }
-        rec = { version: 1, disks: extents };
+        rec = { version: 1, job, disks: extents };
         await fs.mkdir(itemDir(ctx.itemsDir, uid), { recursive: true, mode: 0o700 });
         await writeFileAtomic(file, `${JSON.stringify(rec)}\n`, 0o600);
         const given = info.disks.filter((d) => d.path.startsWith(`${path.join(ctx.labDir, 'disks')}${path.sep}`)).map((d) => d.path);
@@ -192,88 +284,42 @@ export function reprotectHandlers(ctx: ReprotectContext, withItem: <T>(c: AgentC
       const disks = disksOf(c.payload);
       const oldSide = (c.payload.extents ?? {}) as Record<string, Region[] | null>;
       const file = reprotectFile(ctx.itemsDir, uid, 'source');
-      const done = await readJson<{ regions: Record<string, Region[]>; delta: boolean }>(file);
-      if (done === undefined) {
-        const replicas = await ctx.ensureReplicas();
-        const commit = await readJson<CommitRecord>(commitFile(ctx.itemsDir, uid));
+      const job = str(c.payload, 'job');
+      let rec = await readJson<SourceSideRecord>(file);
+      if (rec !== undefined && rec.job !== job) rec = undefined;
+      if (rec === undefined) {
+        // Records of this host's earlier roles describe other failovers.
+        for (const stale of ['failover.json', 'reprotect.replica.json']) await fs.rm(path.join(itemDir(ctx.itemsDir, uid), stale), { force: true });
+        rec = await flatten(ctx, c, uid, vm, disks, oldSide, job);
+        await fs.mkdir(itemDir(ctx.itemsDir, uid), { recursive: true, mode: 0o700 });
+        // The regions are kept before the overlay (C's only record) goes with the VM.
+        await writeFileAtomic(file, `${JSON.stringify(rec)}\n`, 0o600);
+      }
+      if (rec.stage === 'regions') {
         const info = await getVm(ctx.hypervisor, vm);
-        if (info === undefined) throw new NonRecoverableError('reprotect.vmGone', `the failover VM ${vm} is not on this host`, { hint: 'run the failover again' });
-        const wasRunning = info.power !== 'Off';
-        const regions: Record<string, Region[]> = {};
-        let delta = true;
-        const sources: { id: string; location: string }[] = [];
-        if (info.disks.some((d) => d.overlay !== undefined)) await ctx.hypervisor.shutdown(vm, { reason: 'reprotect: moving the VM onto a tracked disk' });
-        const resolve = viewResolver(async () => replicas.service, ctx.itemsDir);
-        for (const d of disks) {
-          const disk = info.disks.find((x) => x.id === d.id);
-          if (disk === undefined) throw new NonRecoverableError('hypervisor.diskNotFound', `VM ${vm} has no disk ${d.id}`);
-          const target = path.join(ctx.labDir, 'disks', `${uid}-${d.id}.raw`);
-          let written: Region[] = [];
-          if (disk.overlay !== undefined) {
-            const id = replicaDiskId(uid, d.id);
-            const m = /\/([^/]+)$/.exec(disk.overlay.base);
-            const pointId = m?.[1] ?? '';
-            await fs.mkdir(path.dirname(target), { recursive: true });
-            const overlay = await CowOverlay.open(disk.path, await resolve(disk.overlay.base));
-            try {
-              written = overlay.writtenExtents();
-              const replica = await replicas.service.target.openDisk({ diskId: id, sizeBytes: d.sizeBytes });
-              // Cycles the old primary shipped after the commit (before its fence order arrived) are
-              // undone by the rollback below; their extents are changed blocks too.
-              const view = await replica.openView(pointId);
-              try {
-                if ('changedExtents' in view && typeof view.changedExtents === 'function') {
-                  written = [...written, ...(view.changedExtents as () => Region[])()];
-                }
-              } finally {
-                await view.close();
-              }
-              // The store's head is the committed point: its file is the flattened disk's start (no copy).
-              const mat = await replica.materialise(pointId);
-              await fs.rm(target, { force: true });
-              await fs.link(mat.location, target);
-              const fh = await fs.open(target, 'r+');
-              try {
-                for (const w of written) await fh.write(await overlay.read(w.offset, w.length), 0, w.length, w.offset);
-                await fh.sync();
-              } finally {
-                await fh.close();
-              }
-            } finally {
-              await overlay.close();
-            }
-            await replicas.service.target.deleteDisk(id);
-          }
-          const shipped = commit?.disks[d.id]?.shippedAfter;
-          const old = oldSide[d.id];
-          if (shipped === undefined || old === null || old === undefined || c.payload.delta === false) {
-            delta = false;
-            regions[d.id] = [{ offset: 0, length: d.sizeBytes }];
-          } else {
-            regions[d.id] = mergeRegions([...shipped, ...old, ...written], REPROTECT_BLOCK, d.sizeBytes);
-          }
-          sources.push({ id: d.id, location: target });
-        }
-        if (info.disks.some((d) => d.overlay !== undefined)) {
+        if (info !== undefined && info.disks.some((d) => d.overlay !== undefined)) {
+          await ctx.hypervisor.shutdown(vm, { turnOff: true, reason: 'reprotect: moving the VM onto a tracked disk' });
           await ctx.hypervisor.delete(vm);
-          await ctx.hypervisor.createFromDisks({ name: vm, disks: sources, nics: info.nics.map((n) => ({ name: n.name, ...(n.network === undefined ? {} : { network: n.network }) })), tags: { ...info.tags, 'lifeboat.failover.type': 'reprotected' } });
         }
+        await ctx.hypervisor.createFromDisks({
+          name: vm, disks: disks.map((d) => ({ id: d.id, location: flatFile(ctx, uid, d.id) })), nics: rec.nics, tags: { ...rec.tags, 'lifeboat.failover.type': 'reprotected' },
+        });
         // Tracked from the first write of the new direction, before the guest runs again.
         for (const d of disks) {
           const t = await ctx.hypervisor.enableTracking(vm, d.id);
-          await fs.mkdir(itemDir(ctx.itemsDir, uid), { recursive: true, mode: 0o700 });
           await writeProgress(path.join(itemDir(ctx.itemsDir, uid), `${d.id}.replication.json`), {
-            version: 1, phase: 'resync', generation: t.generation, nextCycleSeq: 1, regions: regions[d.id]!, doneBytes: 0,
-            reason: delta ? 'reprotect: blocks written on either side since the failover point' : 'reprotect: no record of the blocks written since the failover point; every block is compared',
+            version: 1, phase: 'resync', generation: t.generation, nextCycleSeq: 1, regions: rec.regions[d.id]!, doneBytes: 0,
+            reason: rec.delta ? 'reprotect: blocks written on either side since the failover point' : 'reprotect: no record of the blocks written since the failover point; every block is compared',
             lastAppConsistentAt: undefined, stats: emptyStats,
           });
         }
-        if (wasRunning) await ctx.hypervisor.start(vm);
-        await writeFileAtomic(file, `${JSON.stringify({ regions, delta })}\n`, 0o600);
+        if (rec.wasRunning) await ctx.hypervisor.start(vm);
         await removeRecord(ctx.itemsDir, 'replica', uid);
         await fs.rm(commitFile(ctx.itemsDir, uid), { force: true });
+        rec = { ...rec, stage: 'done' };
+        await writeFileAtomic(file, `${JSON.stringify(rec)}\n`, 0o600);
       }
-      const regions = (await readJson<{ regions: Record<string, Region[]>; delta: boolean }>(file))!;
+      const regions = rec;
       const t = c.payload.target as Record<string, unknown>;
       const existing = (await loadRecords(ctx.itemsDir)).find((r) => r.role === 'source' && r.itemUid === uid) as SourceRecord | undefined;
       const record: SourceRecord = {

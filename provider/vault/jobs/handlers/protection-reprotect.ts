@@ -53,7 +53,7 @@ export const protectionReprotect: JobHandler = {
           type: 'reprotect.prepareReplica',
           payload: {
             ...itemPayload(c), vm: c.spec.vm, disks: (c.status.disks ?? []) as unknown as JsonObject[], policy: c.policy as unknown as JsonObject,
-            sourceHost: String(ctx.get('newSource')), pointGenerations: (c.status.failover?.pointGenerations ?? {}) as JsonObject,
+            sourceHost: String(ctx.get('newSource')), pointGenerations: (c.status.failover?.pointGenerations ?? {}) as JsonObject, job: ctx.job.id,
           },
         });
         ctx.set({ endpoint: r.endpoint ?? null, extents: r.extents ?? {} });
@@ -77,7 +77,7 @@ export const protectionReprotect: JobHandler = {
           payload: {
             ...itemPayload(c), vm: dataString(ctx.get('vm')) ?? c.spec.vm, disks: (c.status.disks ?? []) as unknown as JsonObject[], policy: c.policy as unknown as JsonObject,
             target: { kind: 'host', host: oldPrimary, address: ep.address, port: ep.port, serverName: oldPrimary },
-            timeZone: String(site?.spec.timeZone ?? 'UTC'), extents: (ctx.get('extents') ?? {}) as JsonObject,
+            timeZone: String(site?.spec.timeZone ?? 'UTC'), extents: (ctx.get('extents') ?? {}) as JsonObject, job: ctx.job.id,
           },
         });
         ctx.set({ regionBytes: Number(r.regionBytes ?? 0), delta: r.delta === true });
