@@ -22,7 +22,7 @@ lifeboat() { node "$LIFEBOAT_ROOT/bin/lifeboat" "$@"; }
 # A previous run that was interrupted: stop its lab, forget its state.
 if [ -f "$lab/lab.json" ]; then
   log "stopping the lab a previous run left in $lab"
-  lifeboat lab down --dir "$lab" --purge --timeout 10 >/dev/null
+  lifeboat lab down --dir "$lab" --purge --timeout 10 >/dev/null || log "could not stop it cleanly (see $lab/logs); going on"
 fi
 rm -rf "$demo"
 mkdir -p "$demo/state" "$demo/home"
