@@ -42,7 +42,7 @@ describe('cli: operator commands against a lab (real processes)', function () {
     const table = await lab.cli(['status']);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /vault lab at http:\/\/127\.0\.0\.1:\d+: ok/);
-    assert.match(table.stdout, /web\s+web01\s+Protected\s+Normal/);
+    assert.match(table.stdout, /web\s+web01\s+Protected\s+primary\s+Normal/);
     assert.match(table.stdout, /primary-1 → recovery-1/);
     const json = JSON.parse((await lab.cli(['status', '--output', 'json'])).stdout) as { vault: string; items: { name: string; status: { replicationState: string } }[]; hosts: unknown[] };
     assert.equal(json.vault, 'lab');
