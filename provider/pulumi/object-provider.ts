@@ -115,7 +115,8 @@ export function objectProvider(kind: ObjectKind, ctx: ProviderContext): pulumi.d
       const env = await get(connect(), str(p, 'vault'), str(p, 'name'));
       // An empty id tells the engine the object is gone.
       if (env === undefined) return {};
-      return { id, props: outputs(p, env, p.adopted === true) };
+      // The live spec also becomes the inputs, so a refresh records the drift and the next `up` shows it against the program.
+      return { id, props: outputs(p, env, p.adopted === true), inputs: { ...pick(p, CONTROL_KEYS), ...pick(env.spec, kind.specKeys) } };
     },
     async update(_id, olds, news) {
       const env = await connect().client.putObject(str(news, 'vault'), kind.collection, str(news, 'name'), pick(news, kind.specKeys) as JsonObject);

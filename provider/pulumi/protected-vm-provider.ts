@@ -224,16 +224,17 @@ export function protectedVmProvider(ctx: ProviderContext): pulumi.dynamic.Resour
       const env = await get(connect(), str(p, 'vault'), str(p, 'name'));
       if (env === undefined) return {};
       const fresh = outputs(p, env, p.adopted === true, p.enableJob);
+      const inputs = { ...pick(p, [...CONTROL_KEYS, 'targetKind', 'waitForInitialReplication', 'operationTimeoutMinutes']), ...pick(env.spec as unknown as Props, ITEM_SPEC_KEYS) };
       // Telemetry moves every cycle; it is refreshed when the state or health changed, so
       // that `pulumi refresh --expect-no-changes` finds drift, not replication at work.
       const steady = fresh.replicationState === p.replicationState && fresh.health === p.health;
-      if (!steady) return { id, props: fresh };
+      if (!steady) return { id, props: fresh, inputs };
       const kept: Record<string, unknown> = { ...fresh };
       for (const k of ['initialReplicationPercent', 'lastReplicatedTime', 'rpoSeconds']) {
         if (p[k] === undefined) delete kept[k];
         else kept[k] = p[k];
       }
-      return { id, props: kept };
+      return { id, props: kept, inputs };
     },
     async update(_id, olds, news) {
       return { outs: await apply(news, olds.adopted === true, olds.enableJob) };

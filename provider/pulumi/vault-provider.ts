@@ -67,7 +67,7 @@ export function vaultProvider(ctx: ProviderContext): pulumi.dynamic.ResourceProv
       const c = connect();
       const env = await get(c, str(p, 'name'));
       if (env === undefined) return {};
-      return { id, props: await outputs(c, p, env, p.adopted === true) };
+      return { id, props: await outputs(c, p, env, p.adopted === true), inputs: { ...pick(p, VAULT_CONTROL_KEYS), ...pick(env.spec, VAULT_SPEC_KEYS) } };
     },
     async update(_id, olds, news) {
       const c = connect();

@@ -75,6 +75,7 @@ describe('pulumi providers: vault objects (real vault on loopback)', function ()
     // Read right after create reports exactly what create returned: no drift, no perpetual diff.
     const r0 = await p.read!(c.id, olds);
     assert.deepEqual(r0.props, olds);
+    assert.deepEqual(r0.inputs, inputs);
     assert.deepEqual(await p.diff!(c.id, olds, inputs), { changes: false, replaces: [], deleteBeforeReplace: true });
 
     const sameButCased = { ...inputs, vault: 'CONTOSO', name: 'Silver', associations: [{ source: 'HQ', target: 'Dr' }] };
@@ -93,6 +94,7 @@ describe('pulumi providers: vault objects (real vault on loopback)', function ()
     await h.ok('PUT', '/v1/vaults/contoso/replicationPolicies/silver', { target: 'secondary-site', replicationFrequencySeconds: 900, associations: [{ source: 'hq', target: 'dr' }] });
     const drifted = await p.read!(c.id, u.outs!);
     assert.equal(drifted.props!.replicationFrequencySeconds, 900);
+    assert.deepEqual(drifted.inputs, { vault: 'contoso', name: 'silver', implVersion: 1, target: 'secondary-site', replicationFrequencySeconds: 900, associations: [{ source: 'hq', target: 'dr' }] });
     assert.equal((await p.diff!(c.id, drifted.props!, faster)).changes, true);
 
     // Out-of-band delete: read reports the resource gone.
