@@ -107,6 +107,14 @@ export const labUp: Command = async (args, ctx) => {
   await writeFile(keyFile, `${await client.registrationKey(topology.vault.name)}\n`, { mode: 0o600 });
 
   for (const h of topology.hosts) {
+    const running = procs.get(h.name);
+    const missing = h.vms.filter((vm) => !existsSync(path.join(dir, 'hosts', h.name, 'lab', 'vms', vm.name, 'vm.json')));
+    if (running !== undefined && missing.length > 0) {
+      // The agent holds its lab root: a VM the protection file added is created while it is stopped.
+      await stopProcess(running.pid, running.dataDir, 15_000);
+      procs.delete(h.name);
+      ctx.out.line(`host ${h.name} stopped to create ${missing.map((v) => v.name).join(', ')}`);
+    }
     if (procs.has(h.name)) continue;
     const dataDir = path.join(dir, 'hosts', h.name);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -272,11 +280,14 @@ async function chooseTopology(file: string | undefined, previous: LabState | und
       where: { file }, hint: `use another folder (--dir), or remove this lab first: lifeboat lab down --purge --dir ${previous.dir}`,
     });
   }
+  // A VM is its site's: one the lab already runs stays on its host wherever the file's round robin would put it now.
+  const key = (site: string, vm: string): string => `${site.toLowerCase()}/${vm.toLowerCase()}`;
+  const present = new Set(current.hosts.flatMap((h) => h.vms.map((v) => key(h.site, v.name))));
   const hosts = new Map<string, LabHostSpec>(current.hosts.map((h) => [h.name.toLowerCase(), h]));
   for (const h of wanted.hosts) {
+    const added = h.vms.filter((v) => !present.has(key(h.site, v.name)));
     const had = hosts.get(h.name.toLowerCase());
-    if (had === undefined) hosts.set(h.name.toLowerCase(), h);
-    else hosts.set(h.name.toLowerCase(), { ...had, vms: [...had.vms, ...h.vms.filter((v) => !had.vms.some((x) => x.name.toLowerCase() === v.name.toLowerCase()))] });
+    hosts.set(h.name.toLowerCase(), had === undefined ? { ...h, vms: added } : { ...had, vms: [...had.vms, ...added] });
   }
   const sites = [...current.sites, ...wanted.sites.filter((s) => !current.sites.some((c) => c.name.toLowerCase() === s.name.toLowerCase()))];
   return { ...current, sites, hosts: [...hosts.values()], protectionFile: absolute };

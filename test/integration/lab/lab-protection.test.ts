@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { lifeboat, TestLab } from './lab-harness';
+import { lifeboat, TestLab, waitFor } from './lab-harness';
 
 const PROTECTION = `apiVersion: lifeboat/v1
 vault: { name: acme, description: lab test vault }
@@ -126,5 +126,29 @@ describe('lab: up --protection FILE (real processes)', function () {
     const hosts = await lab.client.listHosts('acme');
     assert.equal(hosts.filter((h) => h.status.connectionState === 'Connected').length, 4);
     assert.equal(hosts.flatMap((h) => h.status.inventory?.vms ?? []).length, 3);
+  });
+
+  it('up --protection with a file that protects one more VM creates just that VM (restarting its host only); the others stay where they run', async () => {
+    const more = path.join(lab.root, 'more.yaml');
+    await writeFile(more, `${PROTECTION}  - { name: api01, site: hq, vm: api01, policy: gold }\n`);
+    const before = new Map(lab.state.processes.map((p) => [p.name, p.pid]));
+    const r = await lifeboat(['lab', 'up', '--dir', lab.dir, '--protection', more]);
+    assert.equal(r.code, 0, r.stderr);
+    // api01 comes first by name: round robin puts it on hv01; app01, db01 and web01 are already placed.
+    assert.match(r.stdout, /host hv01 stopped to create api01\n/);
+    const after = JSON.parse((await lifeboat(['lab', 'status', '--dir', lab.dir, '-o', 'json'])).stdout) as { processes: { name: string; pid: number; vms: string[] }[] };
+    for (const p of after.processes) {
+      if (p.name === 'hv01') assert.notEqual(p.pid, before.get('hv01'), 'hv01 was restarted');
+      else assert.equal(p.pid, before.get(p.name), `${p.name} kept running`);
+    }
+    assert.deepEqual(Object.fromEntries(after.processes.map((p) => [p.name, p.vms])), { vault: [], hvdr01: [], hv01: ['app01', 'web01', 'api01'], hv02: ['db01'], br01: [] });
+    // The restarted agent starts the VMs it stopped once the vault has answered: wait for its next inventory.
+    const expected = [['api01', 'hv01', 'Running'], ['app01', 'hv01', 'Running'], ['db01', 'hv02', 'Running'], ['web01', 'hv01', 'Running']];
+    let vms: string[][] = [];
+    await waitFor('every VM running where it should', async () => {
+      const hosts = await lab.client.listHosts('acme');
+      vms = hosts.flatMap((h) => (h.status.inventory?.vms ?? []).map((v) => [v.name, h.name, v.powerState ?? '?'])).sort();
+      return JSON.stringify(vms) === JSON.stringify(expected) ? true : undefined;
+    }, 60_000, 250).catch((e: unknown) => assert.fail(`${String(e)}: last seen ${JSON.stringify(vms)}`));
   });
 });
