@@ -301,14 +301,14 @@ async function chooseTopology(file: string | undefined, previous: LabState | und
 async function configureVault(client: VaultClient, topology: LabTopology): Promise<void> {
   const vault = topology.vault.name;
   if (topology.objects === 'converge') {
-    await client.putVault(vault, topology.vault.spec as Parameters<VaultClient['putVault']>[1]);
-    for (const s of topology.sites) await client.putObject(vault, 'sites', s.name, s.spec as Parameters<VaultClient['putObject']>[3]);
-    for (const p of topology.policies) await client.putObject(vault, 'replicationPolicies', p.name, p.spec as Parameters<VaultClient['putObject']>[3]);
+    await client.putVault(vault, topology.vault.spec);
+    for (const s of topology.sites) await client.putObject(vault, 'sites', s.name, s.spec);
+    for (const p of topology.policies) await client.putObject(vault, 'replicationPolicies', p.name, p.spec);
     return;
   }
-  if (!(await exists(() => client.getVault(vault)))) await client.putVault(vault, topology.vault.spec as Parameters<VaultClient['putVault']>[1]);
+  if (!(await exists(() => client.getVault(vault)))) await client.putVault(vault, topology.vault.spec);
   for (const s of topology.sites) {
-    if (!(await exists(() => client.getObject(vault, 'sites', s.name)))) await client.putObject(vault, 'sites', s.name, s.spec as Parameters<VaultClient['putObject']>[3]);
+    if (!(await exists(() => client.getObject(vault, 'sites', s.name)))) await client.putObject(vault, 'sites', s.name, s.spec);
   }
 }
 
