@@ -1,4 +1,4 @@
-// Scenario A of Azure Site Recovery (docs: README.md here): the Hyper-V hosts
+// Scenario A of Azure Site Recovery (README.md beside this file): the Hyper-V hosts
 // of site hq replicate their VMs to the secondary site dr every 30 seconds.
 import * as pulumi from '@pulumi/pulumi';
 import { NetworkMapping, ProtectedVm, RecoveryPlan, ReplicationPolicy, Site, Vault } from 'lifeboat';
