@@ -86,8 +86,12 @@ describe('Pulumi resources through the real engine (lab)', function () {
     assert.match(engineLog(), /db: initial replication \d+ %/, 'progress reached the engine');
   });
 
-  it('the state file holds no plaintext registration key or admin token', async () => {
+  it('refresh finds no drift while replication runs; the state file holds no plaintext registration key or admin token, before or after it', async () => {
     const key = await lab.client.registrationKey('lab');
+    const refreshed = await t.stack.refresh({ onOutput: t.onOutput });
+    assert.equal(refreshed.summary.result, 'succeeded', engineLog());
+    const changes = refreshed.summary.resourceChanges ?? {};
+    assert.deepEqual(Object.keys(changes).filter((k) => k !== 'same'), [], `refresh changed something: ${JSON.stringify(changes)}\n${engineLog()}`);
     const backend = t.stack.workspace.envVars.PULUMI_BACKEND_URL!;
     const files = await filesUnder(fileURLToPath(backend));
     const stateFiles = files.filter((f) => f.endsWith('.json') && f.includes(`${path.sep}stacks${path.sep}`));
@@ -109,5 +113,46 @@ describe('Pulumi resources through the real engine (lab)', function () {
     assert.equal(res.changeSummary.replace, 1, text);
     assert.match(text, /replacementReason\s*:\s*"changing vm replaces the protection: it is disabled and enabled again, a full re-seed of 0\.00391 GiB"/);
     await t.stack.removeConfig('vm');
+  });
+
+  it('loadProtection: resources with their dependencies and parents; destroy disables protection and releases the adopted vault and sites; a bad file fails with file:line:col and no stack trace', async () => {
+    const y = await createTempStack({ workDir: path.join(__dirname, 'stacks', 'resources', 'yaml'), stackName: 'yaml' });
+    const log = (): string => y.log.join('');
+    try {
+      await y.stack.setConfig('lifeboat:vaultUrl', { value: lab.state.vaultUrl });
+      await y.stack.setConfig('lifeboat:token', { value: token, secret: true });
+
+      await y.stack.setConfig('file', { value: 'bad.yaml' });
+      await assert.rejects(y.stack.preview({ onOutput: y.onOutput }));
+      assert.match(log(), /bad\.yaml:8:\d+: \/policies\/0\/replicationFrequencySeconds: /);
+      assert.match(log(), /bad\.yaml:9:\d+: .*nowhere/);
+      assert.doesNotMatch(log(), /^\s+at .*\.(js|ts):\d+/m, 'no stack trace for a bad file');
+      await y.stack.removeConfig('file');
+
+      const up = await y.stack.up({ onOutput: y.onOutput });
+      assert.equal(up.summary.result, 'succeeded', log());
+      assert.ok(['WaitingForInitialReplication', 'InitialReplicationInProgress', 'Protected'].includes(String(up.outputs.appState.value)));
+      const deployment = (await y.stack.exportStack()).deployment as { resources: { urn: string; type: string; parent?: string; dependencies?: string[] }[] };
+      const byName = (type: string, name: string) => deployment.resources.find((r) => r.type === `pulumi-nodejs:dynamic/lifeboat:${type}` && r.urn.endsWith(`::${name}`))!;
+      const vault = byName('Vault', 'lab');
+      const app = byName('ProtectedVm', 'app');
+      for (const [type, name] of [['Site', 'primary'], ['Site', 'recovery'], ['ReplicationPolicy', 'yaml-gold'], ['NetworkMapping', 'prod']] as const) {
+        assert.ok(app.dependencies?.includes(byName(type, name).urn), `app depends on ${type} ${name}: ${JSON.stringify(app.dependencies)}`);
+      }
+      assert.ok(byName('RecoveryPlan', 'apps').dependencies?.includes(app.urn));
+      assert.ok(byName('ReplicationPolicy', 'yaml-gold').dependencies?.includes(byName('Site', 'recovery').urn));
+      assert.equal(app.parent, vault.urn);
+
+      const down = await y.stack.destroy({ onOutput: y.onOutput });
+      assert.equal(down.summary.result, 'succeeded', log());
+      const items = (await lab.client.listProtectedItems('lab')).map((i) => i.name);
+      assert.ok(!items.includes('app'), `protection of app was disabled: ${items.join(', ')}`);
+      await lab.client.getVault('lab');
+      await lab.client.getObject('lab', 'sites', 'primary');
+      await lab.client.getObject('lab', 'sites', 'recovery');
+      await assert.rejects(lab.client.getObject('lab', 'replicationPolicies', 'yaml-gold'), (e: { status?: number }) => e.status === 404);
+    } finally {
+      await y.dispose();
+    }
   });
 });
