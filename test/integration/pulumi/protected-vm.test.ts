@@ -11,6 +11,7 @@ import { strict as assert } from 'node:assert';
 import { readFile } from 'node:fs/promises';
 import { providerOf } from '../../../provider/pulumi/registry';
 import { type Props } from '../../../provider/pulumi/props';
+import { mapNetworks } from '../failover/failover-harness';
 import { TestLab, waitFor } from '../lab/lab-harness';
 import { contextFor, thrown } from './provider-harness';
 
@@ -130,5 +131,26 @@ describe('pulumi providers: ProtectedVm (real lab)', function () {
     assert.equal((await enableJobs('app')).length, 1);
     await p.delete!(adopted.id, adopted.outs!);
     await waitFor('the adopted item to be gone', async () => ((await lab.client.listProtectedItems('lab')).some((i) => i.name === 'app') ? undefined : true));
+  });
+
+  it('delete refuses a failed-over item, saying to fail back first; read shows it active on the recovery site', async () => {
+    await mapNetworks(lab);
+    const p = providerOf('protectedVm', contextFor(lab.state.vaultUrl, token, { pollMs: 200 }));
+    const inputs: Props = { vault: 'lab', name: 'web', site: 'primary', vm: 'web01', policy: 'lab-policy', waitForInitialReplication: { timeoutMinutes: 3 } };
+    const created = await p.create(inputs);
+    assert.equal(created.outs!.replicationState, 'Protected');
+    await waitFor('a recovery point of web', async () => ((await lab.client.recoveryPoints('lab', 'web')).length >= 1 ? true : undefined), 60_000, 200);
+    const f = await lab.cli(['failover', 'web', '--type', 'planned']);
+    assert.equal(f.code, 0, `${f.stdout}\n${f.stderr}`);
+
+    const r = await p.read!(created.id, created.outs!);
+    assert.equal(r.props!.replicationState, 'FailedOver');
+    assert.equal(r.props!.activeLocation, 'recovery');
+
+    const e = await thrown(() => p.delete!(created.id, r.props!));
+    assert.equal(e.code, 'pulumi.failedOver');
+    assert.match(e.message, /is failed over/);
+    assert.match(String(e.hint), /fail back first/);
+    assert.equal((await lab.client.getProtectedItem('lab', 'web')).status.replicationState, 'FailedOver', 'nothing was disabled');
   });
 });
