@@ -42,6 +42,25 @@ describe('failover: test failover, then planned failover and commit (vault + age
     await lab?.down();
   });
 
+  it('the CLI refuses bad requests with the documented exit codes', async () => {
+    const cases: readonly [readonly string[], number, RegExp][] = [
+      [['failover', 'web', '--type', 'sideways'], 2, /--type sideways is not test, planned or unplanned/],
+      [['failover', 'web', '--type', 'unplanned', '--point', 'yesterday'], 2, /--point yesterday/],
+      [['failover', 'web', '--type', 'planned', '--point', 'latestAppConsistent'], 2, /planned failover always uses the latest point/],
+      [['failover', 'nosuch', '--type', 'test'], 4, /no protected item nosuch/],
+      [['commit', 'web'], 1, /is Protected; only a FailedOver item can be committed/],
+      [['test-cleanup', 'web'], 1, /no test failover to clean up/],
+      [['reprotect', 'web'], 1, /reprotect needs a committed failover/],
+      [['failback', 'web'], 1, /failback needs it Protected in the reverse direction/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await lab.cli(args);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+    }
+    assert.equal((await itemStatus(lab, 'web')).replicationState, 'Protected', 'nothing started');
+  });
+
   it('a test failover runs a VM on the test network while replication continues; cleanup leaves nothing', async () => {
     const r = await lab.cli(['failover', 'web', '--type', 'test']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
