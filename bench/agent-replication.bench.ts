@@ -1,0 +1,277 @@
+/**
+ * Initial replication of a 2 GiB lab disk between two real agent processes
+ * over loopback TLS (issue 4), against `cp --sparse=always` of the same file
+ * in the same run, and `cp` followed by `fdatasync` as a reference.
+ *
+ * Each Lifeboat run starts a fresh lab (`lifeboat lab up --protection`, a
+ * vault, one primary agent and one recovery agent as detached processes),
+ * shuts its one VM down, fills the VM's disk with the `makeDisk` mix of
+ * bench/initial-replication.bench.ts (half random, a quarter holes, a quarter
+ * text), creates the policy, settles write-back, warms the disk and rests.
+ * The timed span runs from the `PUT` of the protected item (the enable call)
+ * to the end of the job's `initialReplication` step as the vault records it
+ * (`steps[].endedAt`): the step ends when the source agent's final report of
+ * `replication.start` arrives, which the agent sends once every disk has its
+ * first recovery point committed in the recovery host's store
+ * (docs/agent.md §5). The lab is then stopped and the replica at its latest
+ * point, read through the recovery host's store, must have the source's
+ * SHA-256. Contenders interleaved, median of BENCH_RUNS rounds.
+ * Target (issue 4): at least 0.4 × cp's throughput.
+ *
+ * Knobs (environment): BENCH_DISK_MIB, BENCH_RUNS, BENCH_REST_S,
+ * BENCH_ONLY=lifeboat (skip the baselines), BENCH_PROFILE_DIR (run the lab's
+ * processes with `--cpu-prof` into that folder), BENCH_KEEP_LAB=1 (leave the
+ * last lab folder for inspection; its path is printed).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { VaultClient, type JobInfo } from '../provider/client';
+import { cliEntry } from '../provider/cli/lab/processes';
+import { HostReplicaTarget } from '../provider/targets/host';
+import { MiB, formatBytes } from '../provider/units';
+import {
+  type Contender,
+  assertDigest,
+  compete,
+  everyRun,
+  fileDigest,
+  knob,
+  makeDisk,
+  report,
+  rest,
+  run,
+  scratch,
+  settle,
+  warm,
+} from './harness';
+
+const VAULT = 'bench';
+const SOURCE_HOST = 'hv01';
+const RECOVERY_HOST = 'hvdr01';
+const VM = 'bench0';
+const DISK_ID = 'disk0';
+
+const PROTECTION_FILE = `apiVersion: lifeboat/v1
+vault: { name: ${VAULT} }
+sites:
+  - { name: primary, kind: hyperv-site, hosts: [${SOURCE_HOST}] }
+  - { name: recovery, kind: hyperv-site, hosts: [${RECOVERY_HOST}] }
+policies:
+  - name: bench
+    target: secondary-site
+    replicationFrequencySeconds: 30
+    associations: [{ source: primary, target: recovery }]
+protectedVms:
+  - { name: ${VM}, site: primary, vm: ${VM}, policy: bench }
+`;
+
+/** The policy the benchmark PUTs itself (a protection lab leaves policies to the stack). */
+const POLICY = {
+  target: 'secondary-site',
+  replicationFrequencySeconds: 30,
+  recoveryPointRetentionHours: 1,
+  associations: [{ source: 'primary', target: 'recovery' }],
+};
+
+/** `lifeboat ARGS` as a process; rejects on a non-zero exit with its output. */
+async function lifeboat(args: readonly string[]): Promise<string> {
+  const { execArgv, script } = cliEntry();
+  return (await run(process.execPath, [...execArgv, script, ...args])).stdout;
+}
+
+interface LabState {
+  readonly vaultUrl: string;
+  readonly adminTokenFile: string;
+  readonly processes: readonly { readonly name: string; readonly dataDir: string }[];
+}
+
+/** One lab, up and ready for the timed enable call. */
+interface ReadyLab {
+  readonly dir: string;
+  readonly client: VaultClient;
+  readonly sourceDataDir: string;
+  readonly recoveryDataDir: string;
+}
+
+/** Per-run details of the Lifeboat contender, for the notes. */
+interface LabRun {
+  readonly seconds: number;
+  readonly polledSeconds: number;
+  readonly steps: readonly { readonly name: string; readonly seconds: number }[];
+  readonly uid: string;
+}
+
+async function labUp(root: string, sizeMiB: number, source: string, profileDir: string | undefined): Promise<ReadyLab> {
+  const dir = path.join(root, 'lab');
+  const file = path.join(root, 'protection.yaml');
+  await fs.writeFile(file, PROTECTION_FILE);
+  if (profileDir !== undefined) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`;
+  try {
+    await lifeboat(['lab', 'up', '--dir', dir, '--protection', file, '--disk-mib', String(sizeMiB), '--rate-kib', '1', '--timeout', '120']);
+  } finally {
+    if (profileDir !== undefined) delete process.env.NODE_OPTIONS;
+  }
+  const state = JSON.parse(await fs.readFile(path.join(dir, 'lab.json'), 'utf8')) as LabState;
+  const dataDir = (name: string): string => state.processes.find((p) => p.name === name)!.dataDir;
+  const client = new VaultClient({ url: state.vaultUrl, token: (await fs.readFile(state.adminTokenFile, 'utf8')).trim() });
+  const lab: ReadyLab = { dir, client, sourceDataDir: dataDir(SOURCE_HOST), recoveryDataDir: dataDir(RECOVERY_HOST) };
+  // The guest stops (so nothing but the prepared content is on the disk), then its disk gets that content.
+  await lifeboat(['agent', 'vm', 'shutdown', VM, '--host', SOURCE_HOST, '--lab-dir', dir]);
+  await run('cp', ['--sparse=always', source, vmDisk(lab)]);
+  await client.putObject(VAULT, 'replicationPolicies', 'bench', POLICY);
+  return lab;
+}
+
+function vmDisk(lab: ReadyLab): string {
+  return path.join(lab.sourceDataDir, 'lab', 'vms', VM, `${DISK_ID}.raw`);
+}
+
+/** The timed span: the enable call to the end of the job's initialReplication step. */
+async function enableAndWait(lab: ReadyLab): Promise<LabRun> {
+  const start = Date.now();
+  const t0 = process.hrtime.bigint();
+  const created = await lab.client.putProtectedItem(VAULT, VM, { site: 'primary', vm: VM, policy: 'bench' });
+  const jobId = created.status.activeJob!.id;
+  let job: JobInfo;
+  for (;;) {
+    job = await lab.client.getJob(VAULT, jobId);
+    const step = job.steps.find((s) => s.name === 'initialReplication');
+    if (step?.state === 'Succeeded') break;
+    if (job.state === 'Failed' || job.state === 'Cancelled') throw new Error(`protection.enable ended ${job.state}: ${JSON.stringify(job.errors)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const polledSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const initial = job.steps.find((s) => s.name === 'initialReplication')!;
+  const seconds = (Date.parse(initial.endedAt!) - start) / 1000;
+  const steps = job.steps
+    .filter((s) => s.startedAt !== undefined && s.endedAt !== undefined)
+    .map((s) => ({ name: s.name, seconds: (Date.parse(s.endedAt!) - Date.parse(s.startedAt!)) / 1000 }));
+  return { seconds, polledSeconds, steps, uid: created.uid };
+}
+
+/** SHA-256 of the replica at its latest point, read through the recovery host's store (the lab must be down). */
+async function replicaDigest(lab: ReadyLab, uid: string, sizeBytes: number): Promise<string> {
+  const target = await HostReplicaTarget.open({ root: path.join(lab.recoveryDataDir, 'replicas') });
+  try {
+    const disk = await target.openDisk({ diskId: `${uid}/${DISK_ID}`, sizeBytes });
+    try {
+      const points = await disk.listPoints();
+      const latest = points[points.length - 1];
+      if (latest === undefined) throw new Error('the replica has no recovery point');
+      const view = await disk.openView(latest.id);
+      try {
+        const h = createHash('sha256');
+        for (let at = 0; at < sizeBytes; at += 8 * MiB) h.update(await view.read(at, Math.min(8 * MiB, sizeBytes - at)));
+        return h.digest('hex');
+      } finally {
+        await view.close();
+      }
+    } finally {
+      await disk.close();
+    }
+  } finally {
+    await target.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const sizeMiB = knob('BENCH_DISK_MIB', 2048);
+  const size = sizeMiB * MiB;
+  const runs = knob('BENCH_RUNS', 3);
+  const restSeconds = knob('BENCH_REST_S', 4);
+  const baselines = process.env.BENCH_ONLY !== 'lifeboat';
+  const profileDir = process.env.BENCH_PROFILE_DIR === undefined || process.env.BENCH_PROFILE_DIR === '' ? undefined : path.resolve(process.env.BENCH_PROFILE_DIR);
+  const { dir, dispose } = await scratch('agents');
+  let keep: string | undefined;
+  let lab: ReadyLab | undefined;
+  try {
+    const src = path.join(dir, 'source.raw');
+    const counts = await makeDisk(src, size, { random: 0.5, zero: 0.25, text: 0.25 });
+    const digest = await fileDigest(src);
+    const dst = path.join(dir, 'copy.raw');
+    const runsOfLab: LabRun[] = [];
+    let round = 0;
+    let labRoot = '';
+
+    const contenders: Contender[] = [];
+    const command = (name: string, cmd: string, args: readonly string[]): Contender => ({
+      name,
+      before: async () => {
+        await settle();
+        await warm(src);
+        await rest(restSeconds);
+      },
+      timed: async () => (await run(cmd, args)).seconds,
+      verify: () => assertDigest(name, dst, digest),
+    });
+    if (baselines) {
+      contenders.push(
+        command('cp --sparse=always', 'cp', ['--sparse=always', src, dst]),
+        // Not a target: cp with its copy made durable, as the replica store makes its replica.
+        command('cp --sparse=always, then fdatasync (reference)', 'sh', ['-c', 'cp --sparse=always "$1" "$2" && sync -d "$2"', 'sh', src, dst]),
+      );
+    }
+    contenders.push({
+      name: 'Lifeboat: enable → first recovery point, two agents over TLS',
+      before: async () => {
+        labRoot = path.join(dir, `lab-${round++}`);
+        await fs.mkdir(labRoot);
+        lab = await labUp(labRoot, sizeMiB, src, profileDir);
+        await settle();
+        await warm(vmDisk(lab));
+        await rest(restSeconds);
+      },
+      timed: async () => {
+        const r = await enableAndWait(lab!);
+        runsOfLab.push(r);
+        return r.seconds;
+      },
+      verify: async () => {
+        await lifeboat(['lab', 'down', '--dir', lab!.dir, '--timeout', '30']);
+        const got = await replicaDigest(lab!, runsOfLab[runsOfLab.length - 1]!.uid, size);
+        if (got !== digest) throw new Error(`the replica at its latest point is wrong (sha256 ${got}, expected ${digest})`);
+        if (process.env.BENCH_KEEP_LAB === '1') keep = labRoot;
+        else await fs.rm(labRoot, { recursive: true, force: true });
+      },
+    });
+
+    const times = await compete(runs, () => fs.rm(dst, { force: true }), contenders);
+
+    const secondsOf = (name: string): number => times.find((t) => t.name.startsWith(name))!.seconds;
+    const lb = secondsOf('Lifeboat');
+    const ratios: Record<string, number> = {};
+    const targets: Array<{ what: string; met: boolean }> = [];
+    if (baselines) {
+      const cp = secondsOf('cp --sparse=always');
+      ratios['Lifeboat / cp throughput'] = cp / lb;
+      ratios['Lifeboat / (cp, then fdatasync) throughput'] = secondsOf('cp --sparse=always, then') / lb;
+      targets.push({ what: 'Lifeboat ≥ 0.4 × cp throughput', met: cp / lb >= 0.4 });
+    }
+    const stepNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${r.steps.map((s) => `${s.name} ${s.seconds.toFixed(2)}`).join(', ')} s (polled end ${r.polledSeconds.toFixed(2)} s)`);
+    await report({
+      benchmark: 'agent-replication',
+      measurements: times.map((t) => ({ name: t.name, seconds: t.seconds, bytes: size })),
+      ratios,
+      targets,
+      notes: [
+        `disk ${formatBytes(size)}: ${counts.random} MiB random, ${counts.zero} MiB zeros (holes), ${counts.text} MiB text, in 1 MiB chunks, shuffled (seed 1); throughput = disk size / time`,
+        'Lifeboat: a vault, a primary agent and a recovery agent started by `lifeboat lab up --protection` (a fresh lab per run), the VM shut down and its disk filled before the run; timed from the PUT of the protected item to the job step initialReplication\'s endedAt (the vault has the final report of replication.start: every disk has its first point)',
+        `job steps (seconds): ${stepNotes.join('; ')}`,
+        `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
+        'every copy of every run checked by SHA-256 against the source (Lifeboat: the replica at its latest point, read through the recovery host\'s store)',
+        ...(profileDir === undefined ? [] : [`CPU profiles of the lab's processes in ${profileDir}`]),
+      ],
+    });
+  } finally {
+    // A run that failed half-way leaves its lab's processes running: stop them.
+    if (lab !== undefined) await lifeboat(['lab', 'down', '--dir', lab.dir, '--timeout', '30']).catch(() => undefined);
+    if (keep !== undefined) console.log(`lab kept in ${keep}`);
+    else await dispose();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
