@@ -59,6 +59,8 @@ describe('pulumi/load-protection', () => {
     }, 'project', 'stack', true);
   });
   after(async () => {
+    // Leave the process's runtime as it was: no engine, no mocks.
+    pulumi.runtime.resetOptions('', '', -1, '', '', false, '');
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -71,7 +73,9 @@ describe('pulumi/load-protection', () => {
     assert.deepEqual(Object.keys(p.protectedVms).sort(), ['db01', 'web01']);
     assert.deepEqual(Object.keys(p.recoveryPlans), ['app']);
     assert.equal(await value(p.vault.name), 'contoso-dr');
-    await value(p.recoveryPlans.app!.groups as unknown as pulumi.Output<unknown>);
+    const all = [p.vault, ...Object.values(p.sites), ...Object.values(p.policies), ...Object.values(p.networkMappings), ...Object.values(p.protectedVms), ...Object.values(p.recoveryPlans)];
+    await Promise.all(all.map((r) => value(r.urn)));
+    assert.equal(created.length, 9);
 
     const inputs = (type: string, name: string) => created.find((c) => c.type === `pulumi-nodejs:dynamic/lifeboat:${type}` && c.name === name)!.inputs;
     assert.equal(inputs('Vault', 'contoso-dr').adopt, true);
