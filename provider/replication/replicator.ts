@@ -114,6 +114,9 @@ const DEFAULT_FINE_BLOCK_SIZE = 4 * KiB;
 /** Source bytes a compare hashes and keeps before comparing them with the replica's digests. */
 const COMPARE_WINDOW_BYTES = 8 * MiB;
 
+/** Chunks a copy pass reads ahead of the one it writes. */
+const COPY_READS_AHEAD = 2;
+
 /** Windows whose replica digests are requested before the source reaches them. */
 const REPLICA_WINDOWS_AHEAD = 2;
 
@@ -211,6 +214,8 @@ export class DiskReplicator {
   private readonly blockSize: number;
   private readonly fineBlockSize: number;
   private readonly hasher: BlockHasher;
+  /** Free chunk buffers of the copy pass. */
+  private readonly copyBuffers: Buffer[] = [];
 
   private constructor(private readonly o: ReplicatorOptions, progress: Progress) {
     this.progress = progress;
@@ -493,6 +498,8 @@ export class DiskReplicator {
     pending: Omit<PendingCycle, 'seq'>,
     point: PointKind | undefined,
     fill: (w: CycleWriter) => Promise<number>,
+    /** More progress to record with the cycle's completion (one progress write, not two). */
+    extra?: () => Partial<Progress>,
   ): Promise<RecoveryPointInfo | undefined> {
     const seq = this.progress.nextCycleSeq;
     const generation = this.progress.generation;
@@ -511,15 +518,16 @@ export class DiskReplicator {
       await writer.abort().catch(() => undefined);
       throw e;
     }
-    await this.completePending(point === undefined ? undefined : this.clock.now(), point);
+    await this.completePending(point === undefined ? undefined : this.clock.now(), point, extra?.());
     return committed;
   }
 
   /** Record the pending cycle as applied. */
-  private async completePending(syncAt: number | undefined, kind: PointKind | undefined): Promise<void> {
+  private async completePending(syncAt: number | undefined, kind: PointKind | undefined, extra: Partial<Progress> = {}): Promise<void> {
     const pend = this.progress.pending;
     if (pend === undefined) return;
     await this.save({
+      ...extra,
       pending: undefined,
       nextCycleSeq: pend.seq + 1,
       ...(pend.doneBytesAfter === undefined ? {} : { doneBytes: pend.doneBytesAfter }),
@@ -612,23 +620,36 @@ export class DiskReplicator {
       await this.applyCycle({ doneBytesAfter: this.progress.doneBytes + batchBytes }, undefined, async (w) => {
         stats = kind === 'copy' ? await this.copyBatch(batch, w, stats) : await this.compareBatch(batch, w, stats);
         return stats.sentBytes;
-      });
-      await this.save({ stats });
+      }, () => ({ stats }));
       this.emit({ type: 'pass', kind, doneBytes: this.progress.doneBytes, totalBytes: total, stats });
     }
   }
 
   /**
    * Copy pass: read a chunk, send its non-zero runs (4 KiB granularity, as
-   * `cp --sparse` does), skip the rest: a new replica reads as zeros.
+   * `cp --sparse` does), skip the rest: a new replica reads as zeros. The
+   * next chunks are read while the current one is written (`COPY_READS_AHEAD`),
+   * into buffers reused across chunks.
    */
   private async copyBatch(batch: readonly Region[], w: CycleWriter, stats: PassStats): Promise<PassStats> {
     let { scannedBytes, sentBytes, skippedBytes } = stats;
+    const chunks: Array<readonly [number, number]> = [];
     for (const r of batch) {
-      for (let at = r.offset; at < r.offset + r.length; at += this.chunkBytes) {
+      for (let at = r.offset; at < r.offset + r.length; at += this.chunkBytes) chunks.push([at, Math.min(this.chunkBytes, r.offset + r.length - at)]);
+    }
+    const reads: Array<Promise<Buffer>> = [];
+    const readAhead = (upto: number): void => {
+      while (reads.length < Math.min(chunks.length, upto)) {
+        const [at, len] = chunks[reads.length]!;
+        const buf = len === this.chunkBytes ? (this.copyBuffers.pop() ?? Buffer.allocUnsafeSlow(len)) : Buffer.allocUnsafeSlow(len);
+        reads.push(observed(this.o.source.readInto(buf, at).then(() => buf)));
+      }
+    };
+    try {
+      for (const [i, [at, len]] of chunks.entries()) {
         this.checkAborted();
-        const len = Math.min(this.chunkBytes, r.offset + r.length - at);
-        const data = await this.o.source.read(at, len);
+        readAhead(i + 1 + COPY_READS_AHEAD);
+        const data = await reads[i]!;
         scannedBytes += len;
         for (const [from, to] of nonZeroRuns(data, SPARSE_GRAIN)) {
           await this.o.limiter?.take(to - from, this.o.signal);
@@ -636,7 +657,11 @@ export class DiskReplicator {
           sentBytes += to - from;
         }
         skippedBytes = scannedBytes - sentBytes;
+        // The writer is done with it once its write settled (target.ts).
+        if (data.length === this.chunkBytes && this.copyBuffers.length < COPY_READS_AHEAD + 1) this.copyBuffers.push(data);
       }
+    } finally {
+      await Promise.allSettled(reads);
     }
     return { ...stats, scannedBytes, sentBytes, skippedBytes };
   }

@@ -8,6 +8,7 @@ import { InvalidInputError, ReplicaStateError } from '../../errors';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo } from '../../replication/target';
 import { type FileHandleLike } from './file-ops';
 import { classifyIoError } from './io-errors';
+import { KiB } from '../../units';
 import { CoverageSet } from './extent-map';
 import { encodeUndoRecord, MAX_RECORD_PAYLOAD, RECORD_HEADER_BYTES, type UndoExtent, type UndoFileAppender } from './undo-log';
 
@@ -37,10 +38,18 @@ interface QueuedWrite {
 const ZEROS = Buffer.alloc(MAX_RECORD_PAYLOAD);
 
 /**
+ * Largest single write to the replica without undo data. Filling fresh
+ * page-cache pages costs less in pieces of this size than in 1 MiB ones
+ * (docs/benchmarks.md §8: 2.3 × on the benchmark machine).
+ */
+const WRITE_PIECE = 128 * KiB;
+
+/**
  * The `CycleWriter` of a host replica. Calls are applied in the order they are
  * made, even without awaiting each. Memory: at most the batch size of queued
  * data, plus one batch of old bytes while it is applied; writes at least as
- * large as the batch size are applied directly without a copy.
+ * large as the batch size are applied directly without a copy, and so is
+ * every write of a cycle without undo data (§7.2a).
  */
 export class HostCycleWriter implements CycleWriter {
   status: CycleStatus = 'open';
@@ -137,6 +146,14 @@ export class HostCycleWriter implements CycleWriter {
   private async applyWrite(offset: number, data: Buffer): Promise<void> {
     this.assertOpen();
     if (data.length === 0) return;
+    if (!this.keepsUndo) {
+      // §7.2a: nothing to save first, so nothing to batch: written at once, without a copy.
+      this.wroteWithoutUndo = true;
+      await this.guard(async () => {
+        for (let at = 0; at < data.length; at += WRITE_PIECE) await this.replica.write(data, at, Math.min(WRITE_PIECE, data.length - at), offset + at);
+      });
+      return;
+    }
     if (data.length >= this.batchBytes) {
       await this.flush();
       await this.guard(() => this.applyBatch([{ offset, data }]));
@@ -156,14 +173,9 @@ export class HostCycleWriter implements CycleWriter {
     }
   }
 
-  /** §7.2 steps 1–3, or §7.2a. */
+  /** §7.2 steps 1–3. */
   private async applyBatch(batch: readonly QueuedWrite[]): Promise<void> {
     if (batch.length === 0) return;
-    if (!this.keepsUndo) {
-      this.wroteWithoutUndo = true;
-      for (const w of batch) await this.replica.write(w.data, 0, w.data.length, w.offset);
-      return;
-    }
     const records: Buffer[] = [];
     const added: UndoExtent[] = [];
     let pos = this.appender.nextPosition;
