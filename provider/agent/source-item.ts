@@ -236,13 +236,31 @@ export class SourceItem {
   async drainForFailover(signal: AbortSignal, progress: (percent: number, message: string) => void): Promise<readonly DrainedDisk[]> {
     if (this.stopped || this.blocked !== undefined) this.activate();
     if (this.recordValue.started && this.slots.some((s) => s.loop === undefined)) this.startLoops();
+    // Wait until every disk is in delta (a resync or initial copy must finish first).
     for (;;) {
       this.throwIfFailed();
-      const pending = this.slots.map((s) => (s.tracker === undefined ? undefined : logLeft(s.tracker)));
-      if (pending.every((p) => p === 0) && this.slots.every((s) => s.replica !== undefined && s.status?.phase === 'delta')) break;
-      const left = pending.reduce<number>((n, p) => n + (p ?? 0), 0);
-      progress(0, left > 0 ? `shipping the last ${formatBytes(left)} of log` : `waiting for replication: ${this.progressMessage()}`);
+      if (this.slots.every((s) => s.replica !== undefined && s.tracker !== undefined && s.loop !== undefined && s.status?.phase === 'delta')) break;
+      progress(0, `waiting for replication: ${this.progressMessage()}`);
       await this.changed(signal);
+    }
+    // Ship the rest now rather than at the next scheduled cycle: the loops stop and
+    // each disk's replicator runs cycles until its log is empty (the VM is off).
+    await this.stopLoops();
+    try {
+      const total = this.slots.reduce((n, s) => n + logLeft(s.tracker!), 0);
+      for (const s of this.slots) {
+        const rep = await this.openReplicator(s, signal);
+        for (let i = 0; logLeft(s.tracker!) > 0; i++) {
+          if (i >= 8) throw new LifeboatError('failover.logNotDrained', 'recoverable', `disk ${s.disk.id}: log still pending after ${i} cycles`, { hint: 'is the VM still writing? it must be off' });
+          const left = this.slots.reduce((n, x) => n + logLeft(x.tracker!), 0);
+          progress(total === 0 ? 99 : Math.min(99, Math.floor((100 * (total - left)) / total)), `shipping the last ${formatBytes(left)} of log`);
+          await rep.runCycle();
+        }
+      }
+    } catch (e) {
+      // Replication goes on as before; the vault retries a recoverable failure with a new command.
+      if (!this.stopped) this.startLoops();
+      throw e;
     }
     const out: DrainedDisk[] = [];
     for (const s of this.slots) {
@@ -253,6 +271,25 @@ export class SourceItem {
     }
     await this.stop();
     return out;
+  }
+
+  /** A replicator of one disk outside its loop (the loop must be stopped), for a planned failover's last cycles. */
+  private openReplicator(slot: DiskSlot, signal: AbortSignal): Promise<DiskReplicator> {
+    const r = this.recordValue;
+    const limiter = limiterOf(r, this.clock);
+    return DiskReplicator.open({
+      source: slot.tracker!,
+      replica: slot.replica!,
+      progressFile: slot.progressFile,
+      clock: this.clock,
+      batchBytes: batchBytesFor(slot.disk.sizeBytes),
+      retentionMs: r.policy.recoveryPointRetentionHours * HOUR,
+      appConsistentEveryMs: r.policy.appConsistentSnapshotFrequencyHours * HOUR,
+      quiesce: () => this.quiesce(),
+      ...(limiter === undefined ? {} : { limiter }),
+      onEvent: (e) => this.onEvent(slot, e),
+      signal,
+    });
   }
 
   /** True while the replication loops of this item run (not stopped for a failover or a fence). */
