@@ -106,6 +106,32 @@ function derivedHealth(s: ItemStatus): { health: Health; reason: string } {
   return { health, reason };
 }
 
+/** Statistics of a copy or resync pass (docs/agent.md §6): they describe a pass in progress and nothing else. */
+export const PASS_COUNTERS: readonly string[] = ['initialReplicationBytesCopied', 'initialReplicationBytesTotal'];
+
+/**
+ * `s` without copy counters that no longer describe anything: a Protected
+ * item has finished its pass, so its percent is 100 (when it was ever set)
+ * and its statistics carry no pass counters. Pure; applied at every write of
+ * an item's status, so no path (a report, a job step) can leave a stale one.
+ */
+export function withSettledCounters(s: ItemStatus): ItemStatus {
+  if (s.replicationState !== 'Protected') return s;
+  const stale = s.statistics !== undefined && PASS_COUNTERS.some((k) => k in s.statistics!);
+  const percentStale = s.initialReplicationPercent !== undefined && s.initialReplicationPercent !== 100;
+  if (!stale && !percentStale) return s;
+  return {
+    ...s,
+    ...(percentStale ? { initialReplicationPercent: 100 } : {}),
+    ...(stale ? { statistics: withoutPassCounters(s.statistics!) } : {}),
+  };
+}
+
+/** `stats` without the pass counters. */
+export function withoutPassCounters(stats: JsonObject): JsonObject {
+  return Object.fromEntries(Object.entries(stats).filter(([k]) => !PASS_COUNTERS.includes(k))) as JsonObject;
+}
+
 /** `s` with its health recomputed, the change recorded with its reason. */
 export function withHealth(s: ItemStatus): ItemStatus {
   const { health, reason } = derivedHealth(s);
@@ -129,9 +155,9 @@ export function transitionItem(
     const s = raw as unknown as ItemStatus;
     result = transition('replication', s.replicationState, to, reason);
     if (!result.ok) return raw;
-    return toJson(withHealth(update({
+    return toJson(withHealth(withSettledCounters(update({
       ...s, replicationState: to, replicationStateReason: `${result.trigger}: ${reason}`, replicationStateChangedAt: iso(services.clock.now()),
-    })));
+    }))));
   }, services.clock.now());
   return result;
 }
@@ -139,7 +165,7 @@ export function transitionItem(
 /** Change an item's status fields (not its replication state) and recompute health. No-op if the item is gone. */
 export function updateItem(services: VaultServices, vault: string, item: string, update: (s: ItemStatus) => ItemStatus): StoredObject | undefined {
   return services.store.updateStatus(vault, 'protectedItem', item,
-    (raw) => toJson(withHealth(update(raw as unknown as ItemStatus))), services.clock.now());
+    (raw) => toJson(withHealth(withSettledCounters(update(raw as unknown as ItemStatus)))), services.clock.now());
 }
 
 /** Add or replace an issue by code (keeping its `since` when it already held). */

@@ -19,7 +19,7 @@ import {
 } from '../../states';
 import type { JobRecord, JsonObject, RecoveryPointRecord, StoredObject } from '../store/records';
 import { keyOf } from '../store/sqlite/sqlite-store';
-import { itemStatus, transitionItem, updateItem, type ItemStatus } from './item-status';
+import { itemStatus, transitionItem, updateItem, withoutPassCounters, type ItemStatus } from './item-status';
 import type { JobStarter, VaultServices } from './services';
 import { notFound, VaultError } from './vault-error';
 
@@ -168,7 +168,9 @@ export interface ReportOutcome {
  * Apply a host's report. Entries for unknown items or items the host does not
  * replicate are refused; a replication state is taken only from the item's
  * source host, only through the state table, and never while a job owns the
- * item (the job moves it). Other fields are recorded.
+ * item (the job moves it). Other fields are recorded; the source's copy
+ * counters (`initialReplicationBytesCopied`/`Total`) only while its reports
+ * carry them, and a Protected item keeps none (`withSettledCounters`).
  */
 export function applyReport(services: VaultServices, vault: string, host: string, items: readonly ItemReport[]): ReportOutcome {
   const accepted: string[] = [];
@@ -207,7 +209,8 @@ export function applyReport(services: VaultServices, vault: string, host: string
         ...(r.initialReplicationPercent === undefined ? {} : { initialReplicationPercent: r.initialReplicationPercent }),
         ...(r.lastReplicatedTime === undefined ? {} : { lastReplicatedTime: r.lastReplicatedTime }),
         ...(r.rpoSeconds === undefined ? {} : { rpoSeconds: r.rpoSeconds }),
-        ...(r.statistics === undefined ? {} : { statistics: { ...(x.statistics ?? {}), ...r.statistics } }),
+        // The source sends pass counters only while a pass runs: a report without them ends them.
+        ...(r.statistics === undefined ? {} : { statistics: { ...(isSource ? withoutPassCounters(x.statistics ?? {}) : (x.statistics ?? {})), ...r.statistics } }),
         ...(r.errors === undefined || !isSource ? {} : { errors: r.errors }),
       }));
       if (r.recoveryPoints !== undefined) {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { LifeboatError } from '../../../../provider/errors';
 import { statesOf, type ReplicationState } from '../../../../provider/states';
-import { initialItemStatus } from '../../../../provider/vault/control/item-status';
+import { initialItemStatus, transitionItem, updateItem } from '../../../../provider/vault/control/item-status';
 import { applyReport, deleteItem, requestResync } from '../../../../provider/vault/control/protected-items';
 import { VaultError } from '../../../../provider/vault/control/vault-error';
 import { controlRig, type ControlRig } from './rig';
@@ -100,5 +100,43 @@ describe('vault/control/protected-items', () => {
     r.store.deleteObject('v', 'protectedItem', 'web01');
     itemIn('DisablingProtection');
     assert.deepEqual(applyReport(r.services, 'v', 'hv01', [{ item: 'web01', replicationState: 'Protected' }]).refused.map((x) => x.code), ['state.ownedByJob']);
+  });
+  describe('copy counters never outlive their pass', () => {
+    const passStats = { bytesTransferred: 10, initialReplicationBytesCopied: 400, initialReplicationBytesTotal: 1000 };
+    const status = (): Record<string, unknown> & { statistics?: Record<string, unknown> } => r.store.getObject('v', 'protectedItem', 'web01')!.status;
+
+    it('a resync pass reported, then Protected reported without counters: percent 100, no pass counter, other statistics kept', () => {
+      itemIn('ResynchronizationRequired');
+      applyReport(r.services, 'v', 'hv01', [{ item: 'web01', replicationState: 'Resynchronizing', initialReplicationPercent: 40, statistics: passStats }]);
+      assert.equal(status().initialReplicationPercent, 40);
+      assert.equal(status().statistics?.initialReplicationBytesCopied, 400);
+      applyReport(r.services, 'v', 'hv01', [{ item: 'web01', replicationState: 'Protected', statistics: { bytesTransferred: 20, cyclesCompleted: 3 } }]);
+      const s = status();
+      assert.equal(s.replicationState, 'Protected');
+      assert.equal(s.initialReplicationPercent, 100);
+      assert.deepEqual(s.statistics, { bytesTransferred: 20, cyclesCompleted: 3 });
+    });
+
+    it('a source report without pass counters ends them even before the state changes; a recovery host\'s report does not', () => {
+      itemIn('ResynchronizationRequired');
+      applyReport(r.services, 'v', 'hv01', [{ item: 'web01', replicationState: 'Resynchronizing', initialReplicationPercent: 40, statistics: passStats }]);
+      applyReport(r.services, 'v', 'hvdr01', [{ item: 'web01', statistics: { replicaBytes: 5 } }]);
+      assert.equal(status().statistics?.initialReplicationBytesCopied, 400, 'the recovery host does not speak for the pass');
+      applyReport(r.services, 'v', 'hv01', [{ item: 'web01', statistics: { bytesTransferred: 30 } }]);
+      assert.deepEqual(status().statistics, { bytesTransferred: 30, replicaBytes: 5 });
+    });
+
+    it('a job moving the item to Protected, and any later write, drop the counters the last report left', () => {
+      itemIn('InitialReplicationInProgress', { initialReplicationPercent: 97, statistics: passStats });
+      transitionItem(r.services, 'v', 'web01', 'Protected', 'initial replication finished');
+      assert.equal(status().initialReplicationPercent, 100);
+      assert.deepEqual(status().statistics, { bytesTransferred: 10 });
+      // A stored status written before this rule (an older vault) is settled at its next write.
+      r.store.deleteObject('v', 'protectedItem', 'web01');
+      itemIn('Protected', { initialReplicationPercent: 63, statistics: passStats });
+      updateItem(r.services, 'v', 'web01', (s) => ({ ...s, rpoSeconds: 5 }));
+      assert.equal(status().initialReplicationPercent, 100);
+      assert.deepEqual(status().statistics, { bytesTransferred: 10 });
+    });
   });
 });
