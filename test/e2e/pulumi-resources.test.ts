@@ -36,7 +36,8 @@ describe('Pulumi resources through the real engine (lab)', function () {
   before(async () => {
     lab = await TestLab.up(['--disk-mib', '4', '--rate-kib', '1024', '--frequency-ms', '500']);
     token = (await readFile(lab.state.adminTokenFile, 'utf8')).trim();
-    t = await createTempStack({ workDir: path.join(__dirname, 'stacks', 'resources') });
+    // A stack name of this process: its config file in the shared stack folder is not another run's.
+    t = await createTempStack({ workDir: path.join(__dirname, 'stacks', 'resources'), stackName: `resources-${process.pid}` });
     await t.stack.setConfig('lifeboat:vaultUrl', { value: lab.state.vaultUrl });
     await t.stack.setConfig('lifeboat:token', { value: token, secret: true });
     // The copy skips zeros: 2 MiB of data at 1 Mbit/s is 16 s of copy at least.
@@ -116,7 +117,7 @@ describe('Pulumi resources through the real engine (lab)', function () {
   });
 
   it('loadProtection: resources with their dependencies and parents; destroy disables protection and releases the adopted vault and sites; a bad file fails with file:line:col and no stack trace', async () => {
-    const y = await createTempStack({ workDir: path.join(__dirname, 'stacks', 'resources', 'yaml'), stackName: 'yaml' });
+    const y = await createTempStack({ workDir: path.join(__dirname, 'stacks', 'resources', 'yaml'), stackName: `yaml-${process.pid}` });
     const log = (): string => y.log.join('');
     try {
       await y.stack.setConfig('lifeboat:vaultUrl', { value: lab.state.vaultUrl });
