@@ -2,9 +2,11 @@
  * One driver per lab root (docs/lab.md §1): two processes running the same
  * VMs would run two guests on one disk. `lab.lock` holds the pid of the
  * process that drives the lab; a lock whose process is gone (a killed
- * agent) is taken over.
+ * agent, also one that has exited and that its parent has not reaped yet) is
+ * taken over.
  */
 
+import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { NonRecoverableError } from '../../errors';
 
@@ -65,11 +67,24 @@ async function readPid(file: string): Promise<number | undefined> {
   }
 }
 
+/** The process runs: it exists and is neither a zombie nor dead (Linux: from /proc; elsewhere existence alone). */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // A killed agent whose parent (a shell, a test runner) has not reaped it yet still answers kill(0).
+  const state = procState(pid);
+  return state !== 'Z' && state !== 'X' && state !== 'x';
+}
+
+/** The state letter of /proc/<pid>/stat (after the command name, which may hold spaces and parentheses), if readable. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 1).trim()[0];
+  } catch {
+    return undefined;
   }
 }
