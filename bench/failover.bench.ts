@@ -10,15 +10,18 @@
  *    holds what its guest writes in 30 s at the lab's default rate (1 MiB/s)
  *    unshipped; timed from the start of the failover to the failover VM
  *    running: fence (guest flush), ship the log, create the VM over the
- *    latest point's view, start. No vault or job polling (the processes'
- *    end-to-end time adds the command round trips: a poll each).
+ *    latest point's view, start. No vault or job polling; and the same
+ *    across processes (`lifeboat failover --type planned`, copy frequency
+ *    30 s, requested 28 s after a point), from the command to its exit
+ *    with the VM running.
  * 3. Reprotect after 1 % of the disk changed, across real processes (`lifeboat
  *    lab up`; `scripts/bench.sh` builds dist/ first): the guest writes after a cut until 1 % of
  *    the disk's 64 KiB blocks differ, an unplanned failover to the cut and
  *    its commit, then `lifeboat reprotect`; bytes compared and sent against
  *    the disk size.
  *
- * Knobs: BENCH_ROUNDS (1: default 15), BENCH_REPROTECT_MIB (3: default 256).
+ * Knobs: BENCH_ROUNDS (1: default 41), BENCH_REPROTECT_MIB (3: default 256),
+ * BENCH_FAILOVER_PARTS (default create,planned,e2e,reprotect).
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -44,7 +47,7 @@ async function storeWithPoint(root: string, diskId: string, size: number): Promi
   return { target, disk, pointId: p!.id };
 }
 
-async function testFailoverCreation(dir: string, rounds: number): Promise<{ measurements: Measurement[]; ratio: number }> {
+async function testFailoverCreation(dir: string, rounds: number): Promise<{ measurements: Measurement[]; ratio: number; medianRatio: number; minRatio: number; runs: string }> {
   const sizes = [GiB, 16 * GiB];
   const stores = await Promise.all(sizes.map((s, i) => storeWithPoint(path.join(dir, `store-${i}`), `item/disk${i}`, s)));
   const hv = await LabHypervisor.open({
@@ -73,9 +76,14 @@ async function testFailoverCreation(dir: string, rounds: number): Promise<{ meas
     for (const s of stores) await s.target.close();
   }
   const med = times.map(median);
+  // Rounds are interleaved: the two sizes of one round ran under the same load, so their ratio is the robust one.
+  const paired = median(times[0]!.map((t, r) => times[1]![r]! / t));
   return {
     measurements: sizes.map((s, i) => ({ name: `test-failover VM created and started, ${formatBytes(s)} disk (median of ${rounds})`, seconds: med[i]! })),
-    ratio: med[1]! / med[0]!,
+    ratio: paired,
+    medianRatio: med[1]! / med[0]!,
+    minRatio: Math.min(...times[1]!) / Math.min(...times[0]!),
+    runs: sizes.map((sz, i) => `${formatBytes(sz)}: ${times[i]!.map((t) => (t * 1000).toFixed(1)).join(' ')}`).join('; '),
   };
 }
 
@@ -201,7 +209,7 @@ async function reprotectAfterOnePercent(dir: string, diskMiB: number): Promise<{
       const now = await stream(lab);
       const writes: Region[] = [];
       for (const { index, op } of workloadOpsFrom(first.workload, first.nextOp)) {
-        if (index >= now.nextOp) break;
+        if (index > now.nextOp) break; // the journal's nextOp may be partly done
         if (op.kind === 'write') writes.push({ offset: op.offset, length: op.length });
       }
       return regionBytes(mergeRegions(writes, REPROTECT_BLOCK, size));
@@ -229,22 +237,74 @@ async function reprotectAfterOnePercent(dir: string, diskMiB: number): Promise<{
   }
 }
 
-async function main(): Promise<void> {
-  const rounds = knob('BENCH_ROUNDS', 15);
-  const { dir, dispose } = await scratch('lifeboat-bench-failover-');
+/**
+ * `lifeboat failover --type planned` end to end across processes, the copy
+ * frequency at 30 s and the guest at 1 MiB/s: the failover is requested 28 s
+ * after a point, with about 28 s of writes in the log.
+ */
+async function plannedEndToEnd(dir: string): Promise<{ measurement: Measurement; notes: string[] }> {
+  const lab = await BenchLab.up(path.join(dir, 'lab'), ['--disk-mib', '256', '--rate-kib', '1024', '--frequency-ms', '30000']);
   try {
-    const creation = await testFailoverCreation(path.join(dir, 'create'), rounds);
-    await fs.rm(path.join(dir, 'create'), { recursive: true, force: true });
-    const planned = await plannedFailover(path.join(dir, 'planned'));
-    await fs.rm(path.join(dir, 'planned'), { recursive: true, force: true });
-    const reprotect = await reprotectAfterOnePercent(dir, knob('BENCH_REPROTECT_MIB', 256));
-    await report({
-      benchmark: 'failover',
-      measurements: [...creation.measurements, planned.measurement, ...reprotect.measurements],
-      ratios: { 'test-failover creation 16 GiB / 1 GiB': creation.ratio, ...reprotect.ratios },
-      targets: [{ what: 'test-failover creation time 16 GiB / 1 GiB ≤ 1.2', met: creation.ratio <= 1.2 }],
-      notes: [...planned.notes, ...reprotect.notes, `test-failover creation: interleaved rounds of create (overlay over a point-in-time view) and start; sparse disks, ${rounds} rounds`],
-    });
+    await lab.client.putObject('lab', 'networkMappings', 'lab-net', { source: { site: 'primary', network: 'lab-net' }, target: { site: 'recovery', network: 'dr-net' } });
+    const created = await lab.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-policy' });
+    const enabled = await lab.client.waitForJob('lab', created.status.activeJob!.id, { pollMs: 200, timeoutMs: 600_000 });
+    if (enabled.state !== 'Succeeded') throw new Error(`protection: ${JSON.stringify(enabled.errors)}`);
+    const first = (await lab.status('web')).lastReplicatedTime;
+    const point = await until('a delta point', async () => {
+      const t = (await lab.status('web')).lastReplicatedTime;
+      return t !== undefined && t !== first ? Date.parse(t) : undefined;
+    }, 120_000);
+    await new Promise((r) => setTimeout(r, Math.max(0, point + 28_000 - Date.now())));
+    const pending = (await lab.status('web')).statistics?.pendingLogBytes ?? Number.NaN;
+    const { seconds, result } = await timeIt(() => lab.run(['failover', 'web', '--type', 'planned', '--output', 'json']));
+    if (result.code !== 0) throw new Error(`planned failover: ${result.stdout}\n${result.stderr}`);
+    return {
+      measurement: { name: `lifeboat failover --type planned, end to end (processes), ~28 s of writes pending`, seconds },
+      notes: [`planned failover end to end: copy frequency 30 s, guest 1 MiB/s random writes on a 256 MiB disk; pending log last reported before the request: ${formatBytes(pending)}; includes the CLI start, the vault's job steps and two agent command round trips`],
+    };
+  } finally {
+    await lab.down();
+  }
+}
+
+async function main(): Promise<void> {
+  const rounds = knob('BENCH_ROUNDS', 41);
+  const parts = new Set((process.env.BENCH_FAILOVER_PARTS ?? 'create,planned,e2e,reprotect').split(','));
+  const { dir, dispose } = await scratch('lifeboat-bench-failover-');
+  const measurements: Measurement[] = [];
+  const ratios: Record<string, number> = {};
+  const targets: { what: string; met: boolean }[] = [];
+  const notes: string[] = [];
+  try {
+    if (parts.has('create')) {
+      const creation = await testFailoverCreation(path.join(dir, 'create'), rounds);
+      await fs.rm(path.join(dir, 'create'), { recursive: true, force: true });
+      measurements.push(...creation.measurements);
+      ratios['test-failover creation 16 GiB / 1 GiB (median of the per-round ratios)'] = creation.ratio;
+      ratios['test-failover creation 16 GiB / 1 GiB (ratio of the medians)'] = creation.medianRatio;
+      ratios['test-failover creation 16 GiB / 1 GiB (ratio of the fastest runs)'] = creation.minRatio;
+      targets.push({ what: 'test-failover creation time 16 GiB / 1 GiB ≤ 1.2 (median of the per-round ratios)', met: creation.ratio <= 1.2 });
+      notes.push(`test-failover creation: ${rounds} interleaved rounds of create (overlay over a point-in-time view) and start, sparse disks; every run (ms): ${creation.runs}`);
+    }
+    if (parts.has('planned')) {
+      const planned = await plannedFailover(path.join(dir, 'planned'));
+      await fs.rm(path.join(dir, 'planned'), { recursive: true, force: true });
+      measurements.push(planned.measurement);
+      notes.push(...planned.notes);
+    }
+    if (parts.has('e2e')) {
+      const endToEnd = await plannedEndToEnd(path.join(dir, 'e2e'));
+      await fs.rm(path.join(dir, 'e2e'), { recursive: true, force: true });
+      measurements.push(endToEnd.measurement);
+      notes.push(...endToEnd.notes);
+    }
+    if (parts.has('reprotect')) {
+      const reprotect = await reprotectAfterOnePercent(dir, knob('BENCH_REPROTECT_MIB', 256));
+      measurements.push(...reprotect.measurements);
+      Object.assign(ratios, reprotect.ratios);
+      notes.push(...reprotect.notes);
+    }
+    await report({ benchmark: 'failover', measurements, ratios, targets, notes });
   } finally {
     await dispose();
   }
