@@ -305,6 +305,7 @@ export class HostAgent {
       const previous = Number((JSON.parse((await readOptional(endpointFile)) ?? '{}') as { port?: unknown }).port ?? 0);
       const service = await ReplicaService.start({
         root: this.paths.replicasDir, credentials, vault: this.identity.vault, clock: this.clock, log: this.log,
+        sourceHosts: async () => (await loadRecords(this.paths.itemsDir)).flatMap((r) => (r.role === 'replica' ? [r.sourceHost] : [])),
         host: this.o.listenAddress ?? '127.0.0.1', port: this.o.replicationPort ?? (Number.isInteger(previous) ? previous : 0),
       });
       this.replicas = service;

@@ -3,8 +3,10 @@
  * (`HostReplicaTarget` in `<data-dir>/replicas`) served to primary-site
  * agents by a `ReplicaServer` over mutual TLS 1.3 with the certificate the
  * vault issued at registration. A peer must present a certificate of the
- * same vault CA, and of the same vault (its OU is `<vault>/<site>`); others
- * fail the handshake or are refused before any request is read.
+ * same vault CA, of the same vault (its OU is `<vault>/<site>`), and name (CN)
+ * a host this recovery host keeps a replica for (the source host of one of
+ * its replica relationships); others fail the handshake or are refused with
+ * `remote.unauthorized`, naming the host, before any request is read.
  */
 
 import { statfs } from 'node:fs/promises';
@@ -22,6 +24,13 @@ export interface ReplicaServiceOptions {
   readonly credentials: PeerCredentials;
   /** Only peers whose certificate's OU starts with `<vault>/` are served. */
   readonly vault: string;
+  /**
+   * The hosts that may connect: the source hosts of this host's replica
+   * relationships (case-insensitive), asked at every connection so that a
+   * relationship created since is honoured. A throw refuses the peer.
+   * @default any host of the vault (the CA and the OU are still checked)
+   */
+  readonly sourceHosts?: () => Promise<readonly string[]>;
   /** Address to listen on. @default '127.0.0.1' */
   readonly host?: string;
   /** Port; 0 picks a free one. @default 0 */
@@ -57,10 +66,16 @@ export class ReplicaService {
       host: o.host ?? '127.0.0.1',
       port: o.port ?? 0,
       clock: o.clock ?? systemClock,
-      authorize: (peer) => {
+      authorize: async (peer) => {
         const ou = peer.subject?.OU;
         const units = Array.isArray(ou) ? ou : ou === undefined ? [] : [ou];
-        return units.some((u) => String(u).toLowerCase().startsWith(prefix));
+        if (!units.some((u) => String(u).toLowerCase().startsWith(prefix))) return false;
+        if (o.sourceHosts === undefined) return true;
+        const name = String(peer.subject?.CN ?? '').toLowerCase();
+        const allowed = (await o.sourceHosts()).some((h) => h.toLowerCase() === name);
+        // The CA issued the certificate, so this is a host of the vault that replicates nothing here.
+        if (!allowed) o.log('warn', `replication peer ${name || '(no name)'} refused: it is not the source host of any replica on this host`);
+        return allowed;
       },
       onPeerRejected: (r) => o.log('warn', `replication peer refused: ${r.peer} (${r.reason})`),
     });

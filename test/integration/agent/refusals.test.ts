@@ -1,13 +1,14 @@
 /**
  * What the system refuses across processes, and that a refusal stores
  * nothing: an agent with a wrong registration key, requests without a
- * token, and a replication peer with a forged certificate (a CA other than
- * the vault's, carrying the name of a real primary host).
+ * token, a replication peer with a forged certificate (a CA other than
+ * the vault's, carrying the name of a real primary host), and a real host of
+ * the same vault that is not the item's source.
  */
 
 import { strict as assert } from 'node:assert';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { systemClock } from '../../../provider/clock';
 import { LifeboatError } from '../../../provider/errors';
@@ -83,5 +84,37 @@ describe('agent: refusals across processes (nothing stored)', function () {
       await target.close();
     }
     assert.deepEqual((await readdir(disksDir)).sort(), before, 'the store is unchanged');
+  });
+  it('the recovery host refuses a registered host of the same vault that is not the item\'s source, naming it; nothing is written', async () => {
+    const created = await lab.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-policy' });
+    // The item's source (primary-1) is served: initial replication reaches its first point.
+    await lab.jobSucceeds(created.status.activeJob!.id);
+    const recovery = await lab.client.getHost('lab', 'recovery-1');
+    const endpoint = recovery.status.replicationEndpoint!;
+    const disksDir = path.join(lab.dataDir('recovery-1'), 'replicas', 'disks');
+    // The store's disks (one folder each), not their files: primary-1 keeps shipping cycles meanwhile.
+    const disks = async (): Promise<string[]> => (await readdir(disksDir)).sort();
+    const before = await disks();
+
+    // primary-2's own credentials, issued by this vault's CA at its registration.
+    const dir = lab.dataDir('primary-2');
+    const target = new RemoteReplicaTarget({
+      host: endpoint.address, port: endpoint.port, serverName: 'recovery-1', ca: await readFile(path.join(dir, 'ca.crt'), 'utf8'),
+      key: await readFile(path.join(dir, 'agent.key'), 'utf8'), cert: await readFile(path.join(dir, 'agent.crt'), 'utf8'),
+      connectTimeoutMs: 5000,
+    });
+    try {
+      await assert.rejects(target.openDisk({ diskId: `${created.uid}/disk0`, sizeBytes: 2 * 1024 * 1024 }), (e: unknown) => {
+        assert.ok(LifeboatError.isInstance(e), String(e));
+        assert.equal(e.code, 'remote.unauthorized');
+        assert.match(e.message, /primary-2/);
+        return true;
+      });
+    } finally {
+      await target.close();
+    }
+    assert.deepEqual(await disks(), before, 'no disk appeared in the store');
+    const log = await readFile(path.join(lab.dir, 'logs', 'recovery-1.log'), 'utf8');
+    assert.match(log, /replication peer primary-2 refused: it is not the source host of any replica/);
   });
 });

@@ -63,6 +63,46 @@ describe('agent/ReplicaService', () => {
     assert.ok((await service.storage()).freeBytes > 0);
   });
 
+  it('with sourceHosts, serves only the source hosts of its replicas: another host of the vault is refused, named, before any request', async () => {
+    const sources = ['HQ1'];
+    const logged: string[] = [];
+    service = await ReplicaService.start({
+      root: dir, credentials: { ...leaf('dr1', 'lab/dr', ['127.0.0.1']), caPem: ca.certificatePem }, vault: 'lab',
+      sourceHosts: () => Promise.resolve(sources), log: (_level, message) => logged.push(message),
+    });
+    await service.createDisks(uid, [{ id: 'disk0', sizeBytes: 1024 * 1024 }]);
+    const other = client(leaf('hq2', 'lab/hq'), service.port);
+    try {
+      await assert.rejects(other.openDisk({ diskId: `${uid}/disk0`, sizeBytes: 1024 * 1024 }), (e: unknown) => {
+        assert.ok(LifeboatError.isInstance(e), String(e));
+        assert.equal(e.code, 'remote.unauthorized');
+        assert.match(e.message, /hq2/);
+        return true;
+      });
+    } finally {
+      await other.close();
+    }
+    assert.equal(service.stats().rejectedPeers, 1);
+    assert.ok(logged.some((m) => /hq2 refused: it is not the source host of any replica/.test(m)), logged.join('\n'));
+    assert.equal((await (await service.target.openDisk({ diskId: `${uid}/disk0`, sizeBytes: 1024 * 1024 })).state()).appliedSeq, 0, 'nothing was applied');
+
+    const source = client(leaf('hq1', 'lab/hq'), service.port);
+    try {
+      assert.equal((await (await source.openDisk({ diskId: `${uid}/disk0`, sizeBytes: 1024 * 1024 })).state()).appliedSeq, 0);
+    } finally {
+      await source.close();
+    }
+    // A relationship created later is honoured at the next connection.
+    sources.push('hq2');
+    const now = client(leaf('hq2', 'lab/hq'), service.port);
+    try {
+      await now.openDisk({ diskId: `${uid}/disk0`, sizeBytes: 1024 * 1024 });
+    } finally {
+      await now.close();
+    }
+    assert.equal(service.stats().rejectedPeers, 1);
+  });
+
   it('listens again on the same port after a restart', async () => {
     const credentials = { ...leaf('dr1', 'lab/dr', ['127.0.0.1']), caPem: ca.certificatePem };
     const first = await ReplicaService.start({ root: dir, credentials, vault: 'lab', log: () => undefined });
