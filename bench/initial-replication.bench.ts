@@ -9,7 +9,8 @@
  * Knobs (environment, for tuning sweeps): BENCH_DISK_MIB, BENCH_RUNS,
  * BENCH_REST_S (pause before each run, see `prepare`), BENCH_CHUNK_KIB
  * (driver chunkBytes), BENCH_BATCH_MIB (driver batchBytes), BENCH_UNDO_MIB
- * (store undoBatchBytes), BENCH_ONLY=lifeboat (skip the baselines).
+ * (store undoBatchBytes), BENCH_EARLY_SYNC_MIB (store earlySyncBytes; 0 off),
+ * BENCH_ONLY=lifeboat (skip the baselines).
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -41,6 +42,7 @@ interface Settings {
   readonly chunkBytes: number;
   readonly batchBytes: number;
   readonly undoBatchBytes: number;
+  readonly earlySyncBytes: number;
 }
 
 interface Replicated {
@@ -52,7 +54,7 @@ interface Replicated {
 /** Start tracking the existing file and replicate it into a fresh store, up to the first point. */
 async function replicate(src: string, storeRoot: string, s: Settings): Promise<Replicated> {
   const tracker = await TrackedDisk.create({ diskPath: src, diskId: DISK_ID });
-  const target = await HostReplicaTarget.open({ root: storeRoot, undoBatchBytes: s.undoBatchBytes });
+  const target = await HostReplicaTarget.open({ root: storeRoot, undoBatchBytes: s.undoBatchBytes, earlySyncBytes: s.earlySyncBytes });
   try {
     const replica = await target.openDisk({ diskId: DISK_ID, sizeBytes: tracker.sizeBytes });
     const rep = await DiskReplicator.open({
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
     chunkBytes: knob('BENCH_CHUNK_KIB', 1024) * KiB,
     batchBytes: knob('BENCH_BATCH_MIB', 64) * MiB,
     undoBatchBytes: knob('BENCH_UNDO_MIB', 8) * MiB,
+    earlySyncBytes: knob('BENCH_EARLY_SYNC_MIB', 16) * MiB,
   };
   const baselines = process.env.BENCH_ONLY !== 'lifeboat';
   const { dir, dispose } = await scratch('initial');
@@ -202,7 +205,7 @@ async function main(): Promise<void> {
       targets,
       notes: [
         `disk ${formatBytes(size)}: ${counts.random} MiB random, ${counts.zero} MiB zeros (holes), ${counts.text} MiB text, in 1 MiB chunks, shuffled (seed 1); throughput = disk size / time`,
-        `driver chunkBytes ${formatBytes(s.chunkBytes)}, batchBytes ${formatBytes(s.batchBytes)}; store undoBatchBytes ${formatBytes(s.undoBatchBytes)}`,
+        `driver chunkBytes ${formatBytes(s.chunkBytes)}, batchBytes ${formatBytes(s.batchBytes)}; store undoBatchBytes ${formatBytes(s.undoBatchBytes)}, earlySyncBytes ${formatBytes(s.earlySyncBytes)}`,
         `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         `Lifeboat sent ${formatBytes(last.sent)}, skipped ${formatBytes(last.skipped)} of zeros; its replica allocates ${formatBytes(replicaAllocated)}`,
         'every copy of every run checked by SHA-256 against the source',

@@ -8,7 +8,7 @@ import { InvalidInputError, ReplicaStateError } from '../../errors';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo } from '../../replication/target';
 import { type FileHandleLike } from './file-ops';
 import { classifyIoError } from './io-errors';
-import { KiB } from '../../units';
+import { KiB, MiB } from '../../units';
 import { CoverageSet } from './extent-map';
 import { encodeUndoRecord, MAX_RECORD_PAYLOAD, RECORD_HEADER_BYTES, type UndoExtent, type UndoFileAppender } from './undo-log';
 
@@ -59,6 +59,10 @@ export class HostCycleWriter implements CycleWriter {
   readonly coverage = new CoverageSet();
   /** Replica bytes were written without undo (§7.2a). */
   wroteWithoutUndo = false;
+  /** §7.2a: a sync of the replica started during the cycle, and the first failure of one. */
+  private earlySync: Promise<void> | undefined;
+  private syncFailure: unknown;
+  private unsyncedBytes = 0;
   private queue: QueuedWrite[] = [];
   private queuedBytes = 0;
 
@@ -72,6 +76,8 @@ export class HostCycleWriter implements CycleWriter {
     private readonly batchBytes: number,
     /** False for a cycle without undo data (§7.2a): writes go straight to the replica. */
     readonly keepsUndo = true,
+    /** §7.2a: bytes after which a sync starts in the background; 0 never. */
+    private readonly earlySyncBytes = 16 * MiB,
   ) {}
 
   write(offset: number, data: Buffer): Promise<void> {
@@ -117,6 +123,15 @@ export class HostCycleWriter implements CycleWriter {
     await this.guard(() => this.applyBatch(batch));
   }
 
+  /**
+   * Wait for a sync started during the cycle; throw its failure, if any (an
+   * `fsync` error is reported once per file: the commit must not miss it).
+   */
+  async settleEarlySync(): Promise<void> {
+    await this.earlySync;
+    if (this.syncFailure !== undefined) throw this.syncFailure;
+  }
+
   /** Forget queued writes (abort: they never reached the replica). */
   dropQueued(): void {
     this.queue = [];
@@ -150,8 +165,19 @@ export class HostCycleWriter implements CycleWriter {
       // §7.2a: nothing to save first, so nothing to batch: written at once, without a copy.
       this.wroteWithoutUndo = true;
       await this.guard(async () => {
+        if (this.syncFailure !== undefined) throw this.syncFailure;
         for (let at = 0; at < data.length; at += WRITE_PIECE) await this.replica.write(data, at, Math.min(WRITE_PIECE, data.length - at), offset + at);
       });
+      this.unsyncedBytes += data.length;
+      if (this.earlySyncBytes > 0 && this.unsyncedBytes >= this.earlySyncBytes && this.earlySync === undefined) {
+        // Start write-back now, while the next writes come, instead of all of it at commit. The commit still
+        // syncs after the last write; this only shortens that wait.
+        this.unsyncedBytes = 0;
+        this.earlySync = this.replica.sync().then(
+          () => { this.earlySync = undefined; },
+          (e: unknown) => { this.syncFailure = e; this.earlySync = undefined; },
+        );
+      }
       return;
     }
     if (data.length >= this.batchBytes) {

@@ -50,6 +50,8 @@ export interface HostReplicaDiskArgs {
   readonly onClose: (disk: HostReplicaDisk) => void;
   /** Threads that hash blocks for `hashBlocks`. @default sharedBlockHasher */
   readonly hasher?: BlockHasher;
+  /** See `HostReplicaTargetOptions.earlySyncBytes`. @default 16 MiB */
+  readonly earlySyncBytes?: number;
 }
 
 /** Space the store uses for a disk's points, for operators and measurements. */
@@ -105,6 +107,7 @@ export class HostReplicaDisk implements ReplicaDisk {
   private readonly batchBytes: number;
   private readonly onClose: (disk: HostReplicaDisk) => void;
   private readonly hasher: BlockHasher;
+  private readonly earlySyncBytes: number;
   private readonly mutex = new AsyncMutex();
   private readonly views = new Set<HostDiskView>();
   private manifest: PointsManifest;
@@ -126,6 +129,7 @@ export class HostReplicaDisk implements ReplicaDisk {
     this.batchBytes = args.undoBatchBytes;
     this.onClose = args.onClose;
     this.hasher = args.hasher ?? sharedBlockHasher;
+    this.earlySyncBytes = args.earlySyncBytes ?? 16 * MiB;
     this.manifest = manifest;
     this.host = {
       sizeBytes: args.sizeBytes,
@@ -248,7 +252,7 @@ export class HostReplicaDisk implements ReplicaDisk {
       });
       // §7.2a: no undo while there is no point to roll back to and the replica no longer reads as all zeros.
       const keepsUndo = !(meta.skipUndoBeforeFirstPoint === true && m.points.length === 0 && m.appliedSeq > 0);
-      const w = new HostCycleWriter(this.host, { ...meta }, cycle, appender, this.replica, this.batchBytes, keepsUndo);
+      const w = new HostCycleWriter(this.host, { ...meta }, cycle, appender, this.replica, this.batchBytes, keepsUndo, this.earlySyncBytes);
       this.openCycle = w;
       return w;
     });
@@ -509,6 +513,7 @@ export class HostReplicaDisk implements ReplicaDisk {
       this.openCycle = undefined;
       if (c !== undefined) {
         c.dropQueued();
+        await c.settleEarlySync().catch(() => undefined);
         c.status = 'closed';
         await c.appender.close().catch(() => undefined);
       }
@@ -538,6 +543,7 @@ export class HostReplicaDisk implements ReplicaDisk {
     const c = this.openCycle;
     if (c !== undefined) {
       c.dropQueued();
+      await c.settleEarlySync().catch(() => undefined);
       await c.appender.close().catch(() => undefined);
     }
     try {
@@ -601,7 +607,10 @@ export class HostReplicaDisk implements ReplicaDisk {
     await c.flush();
     const wrote = c.appender.created;
     if (wrote || c.wroteWithoutUndo) {
-      const [sealed, synced] = await Promise.allSettled([wrote ? c.appender.seal(c.coverage.extents) : undefined, this.replica.sync()]);
+      const [sealed, synced] = await Promise.allSettled([
+        wrote ? c.appender.seal(c.coverage.extents) : undefined,
+        c.settleEarlySync().then(() => this.replica.sync()),
+      ]);
       const failure = sealed.status === 'rejected' ? sealed.reason : synced.status === 'rejected' ? synced.reason : undefined;
       if (failure !== undefined) {
         c.status = 'failed';

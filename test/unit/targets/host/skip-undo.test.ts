@@ -12,7 +12,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { HostReplicaTarget } from '../../../../provider/targets/host';
 import { type HostReplicaDisk } from '../../../../provider/targets/host/replica-disk';
-import { KiB } from '../../../../provider/units';
+import { KiB, MiB } from '../../../../provider/units';
+import { LifeboatError } from '../../../../provider/errors';
+import { type FileOps, nodeFileOps } from '../../../../provider/targets/host/file-ops';
 
 const SIZE = 256 * KiB;
 
@@ -104,6 +106,49 @@ describe('targets/host: skipping undo data before the first point', function () 
     bytes(5, 64 * KiB).copy(expected, 0);
     assert.ok((await fs.readFile(disk.replicaPath)).equals(expected), 'rolled back to the point');
     assert.equal((await disk.listPoints()).length, 1);
+  });
+
+  it('fails the commit when a sync started during the cycle failed, even if the commit\'s own sync succeeds', async () => {
+    await target.close();
+    let failNextSync = false;
+    let failedSyncs = 0;
+    const ops: FileOps = {
+      ...nodeFileOps,
+      async open(file, mode) {
+        const h = await nodeFileOps.open(file, mode);
+        if (!file.endsWith('replica.img')) return h;
+        return {
+          read: (b, o, l, p) => h.read(b, o, l, p),
+          write: (b, o, l, p) => h.write(b, o, l, p),
+          truncate: (l) => h.truncate(l),
+          size: () => h.size(),
+          close: () => h.close(),
+          async sync() {
+            if (failNextSync) {
+              failNextSync = false;
+              failedSyncs++;
+              throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+            }
+            return h.sync();
+          },
+        };
+      },
+    };
+    const big = 32 * MiB;
+    target = await HostReplicaTarget.open({ root, undoBatchBytes: 16 * KiB, fileOps: ops });
+    const disk = await target.openDisk({ diskId: 'big', sizeBytes: big });
+    const w1 = await disk.beginCycle({ generation: 'g', seq: 1, time: 1 });
+    await w1.write(0, bytes(7, 4 * KiB));
+    await w1.commit();
+    const w2 = await disk.beginCycle({ generation: 'g', seq: 2, time: 2, skipUndoBeforeFirstPoint: true });
+    failNextSync = true;
+    const piece = bytes(8, MiB);
+    // 16 MiB: the last write starts a sync in the background, which fails; the commit's own sync would succeed.
+    for (let at = 0; at < 16 * MiB; at += MiB) await w2.write(at, piece);
+    await assert.rejects(w2.commit(), (e: unknown) => LifeboatError.isInstance(e) && /EIO/.test(String(e.message) + String((e as { cause?: unknown }).cause)));
+    assert.equal(failedSyncs, 1, 'the early sync was the one that failed');
+    await w2.abort();
+    assert.equal((await disk.state()).appliedSeq, 1, 'the cycle was not committed');
   });
 
   it('refuses a flag that is not a boolean', async () => {
