@@ -1,7 +1,8 @@
 /**
  * Initial replication of a 2 GiB lab disk between two real agent processes
  * over loopback TLS (issue 4), against `cp --sparse=always` of the same file
- * in the same run, and `cp` followed by `fdatasync` as a reference.
+ * in the same run, and as references `cp` followed by `fdatasync` and the
+ * same initial replication by the core alone (in process, local store).
  *
  * Each Lifeboat run starts a fresh lab (`lifeboat lab up --protection`, a
  * vault, one primary agent and one recovery agent as detached processes),
@@ -26,8 +27,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { batchBytesFor } from '../provider/agent/source-item';
 import { VaultClient, type JobInfo } from '../provider/client';
 import { cliEntry } from '../provider/cli/lab/processes';
+import { DiskReplicator } from '../provider/replication/replicator';
+import { TrackedDisk } from '../provider/replication/tracker';
 import { HostReplicaTarget } from '../provider/targets/host';
 import { MiB, formatBytes } from '../provider/units';
 import {
@@ -103,7 +107,7 @@ interface LabRun {
 }
 
 async function labUp(root: string, sizeMiB: number, source: string, profileDir: string | undefined): Promise<ReadyLab> {
-  const dir = path.join(root, 'lab');
+  const dir = labDirOf(root);
   const file = path.join(root, 'protection.yaml');
   await fs.writeFile(file, PROTECTION_FILE);
   if (profileDir !== undefined) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${profileDir}`;
@@ -121,6 +125,10 @@ async function labUp(root: string, sizeMiB: number, source: string, profileDir: 
   await run('cp', ['--sparse=always', source, vmDisk(lab)]);
   await client.putObject(VAULT, 'replicationPolicies', 'bench', POLICY);
   return lab;
+}
+
+function labDirOf(root: string): string {
+  return path.join(root, 'lab');
 }
 
 function vmDisk(lab: ReadyLab): string {
@@ -148,6 +156,33 @@ async function enableAndWait(lab: ReadyLab): Promise<LabRun> {
     .filter((s) => s.startedAt !== undefined && s.endedAt !== undefined)
     .map((s) => ({ name: s.name, seconds: (Date.parse(s.endedAt!) - Date.parse(s.startedAt!)) / 1000 }));
   return { seconds, polledSeconds, steps, uid: created.uid };
+}
+
+/**
+ * A reference, not a target: the same initial replication by the core alone,
+ * in this process, into a local store (no agents, no TLS, no vault), with the
+ * agent's batch size. What the agents add is the difference.
+ */
+async function coreAlone(src: string, storeRoot: string): Promise<string> {
+  const tracker = await TrackedDisk.create({ diskPath: src, diskId: DISK_ID });
+  const target = await HostReplicaTarget.open({ root: storeRoot });
+  try {
+    const replica = await target.openDisk({ diskId: DISK_ID, sizeBytes: tracker.sizeBytes });
+    const rep = await DiskReplicator.open({
+      source: tracker, replica, progressFile: path.join(path.dirname(src), 'progress.json'), batchBytes: batchBytesFor(tracker.sizeBytes),
+    });
+    await rep.runInitialReplication();
+    return replica.replicaPath;
+  } finally {
+    await target.close();
+    await tracker.close();
+  }
+}
+
+async function forgetCore(src: string, storeRoot: string): Promise<void> {
+  await TrackedDisk.remove({ diskPath: src, diskId: DISK_ID });
+  await fs.rm(path.join(path.dirname(src), 'progress.json'), { force: true });
+  await fs.rm(storeRoot, { recursive: true, force: true });
 }
 
 /** SHA-256 of the replica at its latest point, read through the recovery host's store (the lab must be down). */
@@ -185,6 +220,8 @@ async function main(): Promise<void> {
   const { dir, dispose } = await scratch('agents');
   let keep: string | undefined;
   let lab: ReadyLab | undefined;
+  // Set before each lab starts, so that a failure half-way still stops what it started.
+  let labDir: string | undefined;
   try {
     const src = path.join(dir, 'source.raw');
     const counts = await makeDisk(src, size, { random: 0.5, zero: 0.25, text: 0.25 });
@@ -212,11 +249,38 @@ async function main(): Promise<void> {
         command('cp --sparse=always, then fdatasync (reference)', 'sh', ['-c', 'cp --sparse=always "$1" "$2" && sync -d "$2"', 'sh', src, dst]),
       );
     }
+    // The core's source is a copy in a folder of its own: tracking adds files next to the disk.
+    const coreSrc = path.join(dir, 'core', `${DISK_ID}.raw`);
+    const coreStore = path.join(dir, 'core-store');
+    let coreReplica = '';
+    if (baselines) {
+      await fs.mkdir(path.dirname(coreSrc));
+      await run('cp', ['--sparse=always', src, coreSrc]);
+      contenders.push({
+        name: 'core alone, in process, local store (reference)',
+        before: async () => {
+          await forgetCore(coreSrc, coreStore);
+          await settle();
+          await warm(coreSrc);
+          await rest(restSeconds);
+        },
+        timed: async () => {
+          const start = process.hrtime.bigint();
+          coreReplica = await coreAlone(coreSrc, coreStore);
+          return Number(process.hrtime.bigint() - start) / 1e9;
+        },
+        verify: async () => {
+          await assertDigest('core alone', coreReplica, digest);
+          await forgetCore(coreSrc, coreStore);
+        },
+      });
+    }
     contenders.push({
       name: 'Lifeboat: enable → first recovery point, two agents over TLS',
       before: async () => {
         labRoot = path.join(dir, `lab-${round++}`);
         await fs.mkdir(labRoot);
+        labDir = labDirOf(labRoot);
         lab = await labUp(labRoot, sizeMiB, src, profileDir);
         await settle();
         await warm(vmDisk(lab));
@@ -229,6 +293,7 @@ async function main(): Promise<void> {
       },
       verify: async () => {
         await lifeboat(['lab', 'down', '--dir', lab!.dir, '--timeout', '30']);
+        labDir = undefined;
         const got = await replicaDigest(lab!, runsOfLab[runsOfLab.length - 1]!.uid, size);
         if (got !== digest) throw new Error(`the replica at its latest point is wrong (sha256 ${got}, expected ${digest})`);
         if (process.env.BENCH_KEEP_LAB === '1') keep = labRoot;
@@ -246,6 +311,7 @@ async function main(): Promise<void> {
       const cp = secondsOf('cp --sparse=always');
       ratios['Lifeboat / cp throughput'] = cp / lb;
       ratios['Lifeboat / (cp, then fdatasync) throughput'] = secondsOf('cp --sparse=always, then') / lb;
+      ratios['Lifeboat / core alone throughput (what the agents, TLS and the vault keep)'] = secondsOf('core alone') / lb;
       targets.push({ what: 'Lifeboat ≥ 0.4 × cp throughput', met: cp / lb >= 0.4 });
     }
     const stepNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${r.steps.map((s) => `${s.name} ${s.seconds.toFixed(2)}`).join(', ')} s (polled end ${r.polledSeconds.toFixed(2)} s)`);
@@ -265,7 +331,7 @@ async function main(): Promise<void> {
     });
   } finally {
     // A run that failed half-way leaves its lab's processes running: stop them.
-    if (lab !== undefined) await lifeboat(['lab', 'down', '--dir', lab.dir, '--timeout', '30']).catch(() => undefined);
+    if (labDir !== undefined) await lifeboat(['lab', 'down', '--dir', labDir, '--timeout', '30']).catch(() => undefined);
     if (keep !== undefined) console.log(`lab kept in ${keep}`);
     else await dispose();
   }
