@@ -17,13 +17,22 @@ import { LifeboatError, RecoverableError } from '../../../provider/errors';
 import { MINUTE, KiB } from '../../../provider/units';
 import { DiskReplicator, needsResync, nonZeroRuns } from '../../../provider/replication/replicator';
 import { TrackedDisk } from '../../../provider/replication/tracker';
-import { type CycleMeta, type CycleWriter, type RecoveryPointInfo, type ReplicaDisk } from '../../../provider/replication/target';
+import { type CycleMeta, type CycleWriter, type RecoveryPointInfo, type ReplicaDisk, type ReplicaTarget } from '../../../provider/replication/target';
 import { DelegatingReplicaDisk } from './delegating-replica';
 import { HostReplicaTarget } from '../../../provider/targets/host';
 import { BlockHasher } from '../../../provider/replication/block-hasher';
 
 const SIZE = 512 * KiB;
 const DISK = 'disk0';
+
+/**
+ * Opens (and, after `restartReplica`, reopens) the replica target of an oracle
+ * world over `root`. Another target's test may replace `open` around a call of
+ * `oracleProperty` to run this oracle against that target.
+ */
+export const oracleTargets: { open(root: string, hasher: BlockHasher): Promise<ReplicaTarget> } = {
+  open: (root, hasher) => HostReplicaTarget.open({ root, undoBatchBytes: 16 * KiB, hasher }),
+};
 
 /** Deterministic bytes for a write, from its seed. */
 function pattern(seed: number, length: number): Buffer {
@@ -108,7 +117,7 @@ interface World {
   readonly clock: ManualClock;
   tracker: TrackedDisk;
   abandoned: TrackedDisk[];
-  target: HostReplicaTarget;
+  target: ReplicaTarget;
   readonly replica: InterleavingReplica;
   rep: DiskReplicator;
   /** Resync block sizes of this run: [coarse, fine]; equal for a one-level compare. */
@@ -236,7 +245,7 @@ async function apply(w: World, op: Op): Promise<void> {
       return drive(w, async () => (await w.rep.runCycle()).point);
     case 'restartReplica': {
       await w.target.close();
-      w.target = await HostReplicaTarget.open({ root: w.replicaRoot, undoBatchBytes: 16 * KiB, hasher: w.hasher });
+      w.target = await oracleTargets.open(w.replicaRoot, w.hasher);
       w.replica.swap(await w.target.openDisk({ diskId: DISK, sizeBytes: SIZE }));
       w.rep = await openReplicator(w);
       return;
@@ -300,7 +309,7 @@ async function makeWorld(root: string, base: readonly Op[], blocks: readonly [nu
   for (const op of base) if (op.t === 'write') pattern(op.seed, Math.min(op.len, SIZE - op.off)).copy(model, op.off);
   await fsp.writeFile(path.join(srcDir, `${DISK}.raw`), model);
   const tracker = await TrackedDisk.create({ ...trackerOptions({ srcDir, clock }), sizeBytes: SIZE });
-  const target = await HostReplicaTarget.open({ root: replicaRoot, undoBatchBytes: 16 * KiB, hasher });
+  const target = await oracleTargets.open(replicaRoot, hasher);
   const w = {
     root, srcDir, replicaRoot, clock, tracker, abandoned: [] as TrackedDisk[], target, blocks, hasher,
     model, atSeal: Buffer.from(model), expected: new Map<string, Buffer>(), guestSeed: 7, quiet: false,
@@ -327,34 +336,7 @@ describe('replication/replicator: every retained point equals the source at its 
   // Debugging aid: check every point after every operation, not only after cycles.
   const checkEveryOp = process.env.LIFEBOAT_CHECK_EVERY_OP === '1';
 
-  it('under random workloads, concurrent guest writes and injected faults', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(writeOp, { maxLength: 8 }), fc.array(opArb, { minLength: 5, maxLength: 45 }), blocksArb, fc.boolean(), fc.boolean(), async (base, ops, blocks, threads, offerRuns) => {
-        const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
-        let w: World | undefined;
-        try {
-          w = await makeWorld(root, base, blocks, threads, offerRuns);
-          await drive(w, () => w!.rep.runInitialReplication());
-          await checkPoints(w, 'after initial replication');
-          for (const [i, op] of ops.entries()) {
-            await apply(w, op);
-            if (checkEveryOp || op.t === 'cycle' || op.t === 'resync' || op.t === 'failApply') await checkPoints(w, `after op ${i} (${op.t})`);
-          }
-          // Quiet the guest and converge: the latest point is the source.
-          w.quiet = true;
-          await w.tracker.flush();
-          await drive(w, async () => (await w!.rep.runCycle()).point);
-          const latest = await w.rep.latestPoint();
-          assert.ok(w.expected.get(latest.id)!.equals(w.model), 'the latest point after a final cycle is the source');
-          await checkPoints(w, 'at the end');
-        } finally {
-          if (w !== undefined) await closeWorld(w);
-          await fsp.rm(root, { recursive: true, force: true });
-        }
-      }),
-      { seed, numRuns: Number(process.env.LIFEBOAT_RUNS ?? 25), endOnFailure: true },
-    );
-  });
+  it('under random workloads, concurrent guest writes and injected faults', () => oracleProperty(seed, Number(process.env.LIFEBOAT_RUNS ?? 25), checkEveryOp));
 
   it('resumes an initial copy from its cursor after a crash, without starting over', async () => {
     const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
@@ -472,3 +454,37 @@ describe('replication/replicator: nonZeroRuns', () => {
     );
   });
 });
+
+/**
+ * The oracle's property: random workloads with concurrent guest writes and
+ * injected faults, every retained point checked against the source at its
+ * cut, then convergence. The replica target comes from `oracleTargets`.
+ */
+export async function oracleProperty(seed: number, numRuns: number, checkEveryOp = false): Promise<void> {
+  await fc.assert(
+    fc.asyncProperty(fc.array(writeOp, { maxLength: 8 }), fc.array(opArb, { minLength: 5, maxLength: 45 }), blocksArb, fc.boolean(), fc.boolean(), async (base, ops, blocks, threads, offerRuns) => {
+      const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
+      let w: World | undefined;
+      try {
+        w = await makeWorld(root, base, blocks, threads, offerRuns);
+        await drive(w, () => w!.rep.runInitialReplication());
+        await checkPoints(w, 'after initial replication');
+        for (const [i, op] of ops.entries()) {
+          await apply(w, op);
+          if (checkEveryOp || op.t === 'cycle' || op.t === 'resync' || op.t === 'failApply') await checkPoints(w, `after op ${i} (${op.t})`);
+        }
+        // Quiet the guest and converge: the latest point is the source.
+        w.quiet = true;
+        await w.tracker.flush();
+        await drive(w, async () => (await w!.rep.runCycle()).point);
+        const latest = await w.rep.latestPoint();
+        assert.ok(w.expected.get(latest.id)!.equals(w.model), 'the latest point after a final cycle is the source');
+        await checkPoints(w, 'at the end');
+      } finally {
+        if (w !== undefined) await closeWorld(w);
+        await fsp.rm(root, { recursive: true, force: true });
+      }
+    }),
+    { seed, numRuns, endOnFailure: true },
+  );
+}
