@@ -711,22 +711,33 @@ export class AzureReplicaDisk implements ReplicaDisk {
   }
 
   /**
-   * Failover to Azure (§8): server-side copy of a point's snapshot to the
-   * standalone blob `exports/<name>.vhd`, a complete fixed VHD that a
+   * Failover to Azure (§8): copy a point's snapshot to the standalone blob
+   * `exports/<name>.vhd`, a complete fixed VHD (footer included) that a
    * managed disk can import. The replica is not touched. Idempotent (an
    * export of the same name is replaced). Throws `replica.pointNotFound`,
-   * `replica.invalidDiskId` for a bad name, or a classified Azure error.
+   * `replica.invalidDiskId` for a bad name, or a classified Azure error; a
+   * failure leaves a partial export, replaced by the next attempt.
    */
   exportPoint(pointId: string, name: string): Promise<MaterialisedDisk> {
     return this.locked(async () => {
       const s = this.snaps.find((x) => isPoint(x) && pointIdOf(x.cycle) === pointId);
       if (s === undefined) throw pointNotFound(pointId, this.diskId);
       const target = this.container.getPageBlobClient(`${EXPORTS_PREFIX}${encodeDiskId(name)}.vhd`);
-      await azureCall(`export point ${pointId} of disk ${this.diskId}`, async () => {
-        const poller = await target.beginCopyFromURL(this.base.withSnapshot(s.snapshot).url, { metadata: { lbdiskid: metaEncode(this.diskId), lbpoint: pointId }, intervalInMs: 1000 });
-        const r = await poller.pollUntilDone();
-        if (r.copyStatus !== 'success') throw new ReplicaStateError('replica.exportFailed', `Copy of point ${pointId} ended ${String(r.copyStatus)}`, { hint: 'Retry the export.' });
-      });
+      const what = `export point ${pointId} of disk ${this.diskId}`;
+      // Copied through this process, not with Copy Blob: Azurite 3.37 shares the pages of a copy with its source
+      // snapshot, so a VM writing to the export would change the point (docs/azure-target.md §8).
+      await azureCall(what, () => target.create(this.blobBytes, { metadata: { lbdiskid: metaEncode(this.diskId), lbpoint: pointId, lbcomplete: '0' } }));
+      const source = this.base.withSnapshot(s.snapshot);
+      const jobs: Array<() => Promise<void>> = [];
+      for (let at = 0; at < this.blobBytes; at += MAX_PAGE_WRITE) {
+        const n = Math.min(MAX_PAGE_WRITE, this.blobBytes - at);
+        jobs.push(async () => {
+          const data = await azureCall(what, () => source.downloadToBuffer(at, n));
+          if (!isZero(data)) await azureCall(what, () => target.uploadPages(data, at, n));
+        });
+      }
+      await bounded(this.tuning.writeConcurrency, jobs);
+      await azureCall(what, () => target.setMetadata({ lbdiskid: metaEncode(this.diskId), lbpoint: pointId, lbcomplete: '1' }));
       return { location: target.url, zeroCopy: false };
     });
   }
