@@ -655,9 +655,12 @@ export class TrackedDisk {
       seg.running = crc32(marker, seg.running);
       seg.position += marker.length;
       seg.recordCount++;
-      await seg.fh.datasync();
     }
-    if (this.diskDirty) await this.disk.datasync();
+    // Both at once (I6): until this flush completes its extents stay in the activity log (I4), so a crash that
+    // keeps the disk's data but loses its records leaves suspect extents for recovery (§8), whatever the order.
+    const [logSynced, diskSynced] = await Promise.allSettled([seg.unflushed ? seg.fh.datasync() : undefined, this.diskDirty ? this.disk.datasync() : undefined]);
+    if (logSynced.status === 'rejected') throw logSynced.reason;
+    if (diskSynced.status === 'rejected') throw diskSynced.reason;
     seg.unflushed = false;
     this.diskDirty = false;
     this.al.markAllClean();
