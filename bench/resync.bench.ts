@@ -20,8 +20,10 @@
  * compared block. rsync's = "Total bytes sent" + "Total bytes received" of
  * `--stats` (its literal data is reported too).
  *
- * Knobs: BENCH_DISK_MIB, BENCH_RUNS, BENCH_REST_S, BENCH_BLOCK_KIB (block
- * sizes of the Lifeboat runs, comma-separated; default 4,16,64).
+ * Knobs: BENCH_DISK_MIB, BENCH_RUNS, BENCH_REST_S, BENCH_BLOCK_KIB (compare
+ * shapes of the Lifeboat runs, comma-separated, each `coarse/fine` in KiB, or
+ * one size for a one-level compare; default 64/4,64,4: the default two-level
+ * compare, then one level of 64 KiB and of 4 KiB blocks).
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -77,11 +79,11 @@ interface Opened {
   readonly replicaPath: string;
 }
 
-async function openAll(w: World, blockSize: number, create: boolean): Promise<Opened> {
+async function openAll(w: World, blockSize: number, create: boolean, fineBlockSize = blockSize): Promise<Opened> {
   const tracker = create ? await TrackedDisk.create({ diskPath: w.disk, diskId: DISK_ID }) : await TrackedDisk.open({ diskPath: w.disk, diskId: DISK_ID });
   const target = await HostReplicaTarget.open({ root: w.store });
   const replica = await target.openDisk({ diskId: DISK_ID, sizeBytes: tracker.sizeBytes });
-  const rep = await DiskReplicator.open({ source: tracker, replica, progressFile: w.progressFile, blockSize });
+  const rep = await DiskReplicator.open({ source: tracker, replica, progressFile: w.progressFile, blockSize, fineBlockSize });
   return { tracker, target, rep, replicaPath: replica.replicaPath };
 }
 
@@ -125,7 +127,10 @@ async function main(): Promise<void> {
   const size = knob('BENCH_DISK_MIB', 2048) * MiB;
   const runs = knob('BENCH_RUNS', 3);
   const restSeconds = knob('BENCH_REST_S', 3);
-  const blockSizes = (process.env.BENCH_BLOCK_KIB ?? '4,16,64').split(',').map((s) => Number(s) * KiB);
+  const shapes = (process.env.BENCH_BLOCK_KIB ?? '64/4,64,4').split(',').map((x) => {
+    const [coarse, fine] = x.split('/').map((n) => Number(n) * KiB);
+    return { coarse: coarse!, fine: fine ?? coarse! };
+  });
   const { dir, dispose } = await scratch('resync');
   try {
     // The snapshot: replicated to its first point, then diverged untracked.
@@ -145,13 +150,15 @@ async function main(): Promise<void> {
     const dst = path.join(dir, 'rsync-dst.raw');
     const crossed = new Map<string, { bytes: number; detail: string }>();
 
-    const lifeboat = (blockSize: number): Contender => {
-      const name = `Lifeboat resync, ${blockSize / KiB} KiB blocks${blockSize === 64 * KiB ? ' (default)' : ''}`;
+    const lifeboat = (shape: { coarse: number; fine: number }): Contender => {
+      const { coarse: blockSize, fine } = shape;
+      const isDefault = blockSize === 64 * KiB && fine === 4 * KiB;
+      const name = fine === blockSize
+        ? `Lifeboat resync, one level of ${blockSize / KiB} KiB blocks`
+        : `Lifeboat resync, ${blockSize / KiB} KiB then ${fine / KiB} KiB blocks${isDefault ? ' (default)' : ''}`;
       let replicaPath = '';
       return {
         name,
-        // Several times slower than rsync (hashBlocks reads one block at a time): one run settles it and keeps the benchmark near 5 minutes.
-        ...(blockSize < 16 * KiB ? { rounds: 1 } : {}),
         before: async () => {
           await run('cp', ['-a', '--sparse=always', snap.root, work.root]);
           await settle();
@@ -161,7 +168,7 @@ async function main(): Promise<void> {
         },
         timed: async () => {
           const t = await timeIt(async () => {
-            const o = await openAll(work, blockSize, false);
+            const o = await openAll(work, blockSize, false, fine);
             try {
               await o.rep.resync('benchmark: operator request');
               const s = o.rep.status.stats;
@@ -208,7 +215,7 @@ async function main(): Promise<void> {
         await fs.rm(work.root, { recursive: true, force: true });
         await fs.rm(dst, { force: true });
       },
-      [...blockSizes.map(lifeboat), rsync('rsync --no-whole-file', []), rsync('rsync --no-whole-file --inplace', ['--inplace'])],
+      [...shapes.map(lifeboat), rsync('rsync --no-whole-file', []), rsync('rsync --no-whole-file --inplace', ['--inplace'])],
     );
     await fs.rm(work.root, { recursive: true, force: true });
 
@@ -234,7 +241,7 @@ async function main(): Promise<void> {
         `disk ${formatBytes(size)} (${counts.random} MiB random, ${counts.zero} MiB zeros, ${counts.text} MiB text), initially replicated in ${initial.seconds.toFixed(1)} s; then ${changed} of its ${size / BLOCK} 4 KiB blocks (1 %) rewritten untracked, distinct and seeded (seed 11)`,
         'MiB/s column: disk size / time; "sent" column: bytes crossing between the two sides, both directions',
         ...times.map((t) => `${t.name}: ${crossed.get(t.name)!.detail}`),
-        `median of ${runs} interleaved rounds (block sizes under 16 KiB: one run), each run from a fresh copy of the snapshot, after \`sync\`, warming reads of both files and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
+        `median of ${runs} interleaved rounds, each run from a fresh copy of the snapshot, after \`sync\`, warming reads of both files and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         'every run\'s result checked by SHA-256 against the diverged source; each Lifeboat run kept the initial point (2 points after the resync)',
       ],
     });
