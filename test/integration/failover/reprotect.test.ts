@@ -52,7 +52,7 @@ describe('failover: reprotect without a full copy, then failback (processes)', f
     await lab?.down();
   });
 
-  it('reprotect compares and sends only the blocks written since the point; failback restores the original direction with nothing lost', async () => {
+  it('reprotect compares and sends only the blocks written since the point; failback restores the original direction with nothing lost; a second round works the same', async () => {
     const uid = await protect(lab, 'web', 'web01');
     const shutdown = async (): Promise<number> => {
       const off = await lab.cli(['agent', 'vm', 'shutdown', 'web01', '--host', 'primary-1', '--lab-dir', lab.dir]);
@@ -110,13 +110,26 @@ describe('failover: reprotect without a full copy, then failback (processes)', f
     assert.equal(vm.power, 'Running');
     assert.deepEqual(vm.nics.map((n) => n.network), ['lab-net'], 'back on the original network');
     assert.equal(vmExists(lab, 'recovery-1', 'web01'), false);
-    const doneAt = Date.now();
-    await inStepAfter(lab, doneAt);
+    await inStepAfter(lab, Date.now());
+
+    // A second round: the records of the first (on both hosts) must not answer for it.
+    for (const args of [['failover', 'web', '--type', 'planned'], ['commit', 'web'], ['reprotect', 'web']]) {
+      const r = await lab.cli(args);
+      assert.equal(r.code, 0, `second round, ${args.join(' ')}: ${r.stdout}\n${r.stderr}\n${await TestLab.logsOf(lab.dir)}`);
+    }
+    const again = await itemStatus(lab, 'web');
+    assert.deepEqual({ state: again.replicationState, source: again.sourceHost, target: again.targetHost, active: again.activeLocation }, { state: 'Protected', source: 'recovery-1', target: 'primary-1', active: 'recovery' });
+    assert.equal(again.reprotect?.delta, true);
+    assert.ok(again.reprotect!.regionBytes <= bound, 'a planned failover of an idle VM leaves nothing new to compare');
+    const recoveryVm = await vmConfig(lab, 'recovery-1', 'web01');
+    assert.equal(recoveryVm.power, 'Running');
+    // No wait for a later cycle: the failover VM writes nothing (no guest workload), and reprotect
+    // ended with the first point of the reverse direction, so that point holds the whole disk.
 
     await lab.down(false);
-    const disk = await readFile(path.join(lab.dataDir('primary-1'), 'lab', vm.disks[0]!.file));
-    assert.equal(firstDifference(disk, atCut), -1, 'the failed-back VM\'s disk is P1: nothing lost, nothing added');
-    const replica = await lab.replicaAtLatestPoint('recovery-1', uid, DISK);
-    assert.equal(firstDifference(replica.bytes, atCut), -1, 'replication runs in the original direction again');
+    const disk = await readFile(path.join(lab.dataDir('recovery-1'), 'lab', recoveryVm.disks[0]!.file));
+    assert.equal(firstDifference(disk, atCut), -1, 'after failback and another failover the VM\'s disk is still P1: nothing lost, nothing added');
+    const replica = await lab.replicaAtLatestPoint('primary-1', uid, DISK);
+    assert.equal(firstDifference(replica.bytes, atCut), -1, 'and its replica at the primary equals it');
   });
 });
