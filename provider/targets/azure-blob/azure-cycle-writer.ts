@@ -19,7 +19,8 @@ export interface QueuedBlock {
 export interface CycleHost {
   readonly sizeBytes: number;
   locked<T>(fn: () => Promise<T>): Promise<T>;
-  flush(c: AzureCycleWriter): Promise<void>;
+  /** Write the blocks taken from the queue (synchronously, before its first await). */
+  flush(c: AzureCycleWriter, blocks: readonly QueuedBlock[]): Promise<void>;
   commitCycle(c: AzureCycleWriter): Promise<RecoveryPointInfo | undefined>;
   abortCycle(c: AzureCycleWriter): Promise<void>;
 }
@@ -34,8 +35,10 @@ export class AzureCycleWriter implements CycleWriter {
   queuedBytes = 0;
   /** New index entries of every block this cycle flushed (the last flush of a block wins). */
   readonly entries = new Map<number, Buffer>();
-  /** Whether the base blob carries this cycle's marker (A2). */
+  /** Whether the base blob carries this cycle's journal (A2). */
   marked = false;
+  /** The flush running while the next batch is queued (at most one: a flush's read-modify-write must see the previous one's pages). */
+  private inFlight: Promise<void> | undefined;
 
   constructor(private readonly host: CycleHost, readonly meta: CycleMeta, readonly cycle: number, private readonly batchBytes: number) {}
 
@@ -62,7 +65,14 @@ export class AzureCycleWriter implements CycleWriter {
         data.copy(q.data, from - start, from - offset, to - offset);
         q.covered.push([from - start, to - start]);
       }
-      if (this.queuedBytes >= this.batchBytes) await this.runStep(() => this.host.flush(this));
+      if (this.queuedBytes >= this.batchBytes) {
+        await this.runStep(async () => {
+          await this.settle();
+          const p = this.host.flush(this, this.takeQueued());
+          p.catch(() => undefined);
+          this.inFlight = p;
+        });
+      }
     });
   }
 
@@ -86,6 +96,25 @@ export class AzureCycleWriter implements CycleWriter {
     if (this.status !== 'open') {
       throw new ReplicaStateError('replica.cycleClosed', `Cycle seq ${this.meta.seq} is ${this.status}`, { hint: 'Begin a new cycle.' });
     }
+  }
+
+  /** The queued blocks in offset order; the queue is emptied. */
+  takeQueued(): QueuedBlock[] {
+    const blocks = [...this.queued.values()].sort((a, b) => a.index - b.index);
+    this.dropQueued();
+    return blocks;
+  }
+
+  /** Wait for the flush in flight; rethrows its failure. */
+  async settle(): Promise<void> {
+    const p = this.inFlight;
+    this.inFlight = undefined;
+    await p;
+  }
+
+  /** Wait for the flush in flight, ignoring its failure (abort, close). */
+  async quiesce(): Promise<void> {
+    await this.settle().catch(() => undefined);
   }
 
   /** Drop queued writes (abort, close). */

@@ -20,7 +20,7 @@ import {
 } from '../../replication/target';
 import { MiB } from '../../units';
 import { AsyncMutex } from './async-mutex';
-import { AzureCycleWriter, type CycleHost } from './azure-cycle-writer';
+import { AzureCycleWriter, type CycleHost, type QueuedBlock } from './azure-cycle-writer';
 import { AzureDiskView } from './azure-disk-view';
 import { azureCall, isNotFound, statusOf } from './azure-errors';
 import { diskBlobNames, EXPORTS_PREFIX, encodeDiskId, metaDecode, metaEncode, pointIdOf } from './blob-names';
@@ -186,7 +186,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
     this.host = {
       sizeBytes: args.sizeBytes,
       locked: (fn) => this.locked(fn),
-      flush: (c) => this.flush(c),
+      flush: (c, blocks) => this.flush(c, blocks),
       commitCycle: (c) => this.commitCycle(c),
       abortCycle: (c) => this.abortCycle(c),
     };
@@ -438,16 +438,14 @@ export class AzureReplicaDisk implements ReplicaDisk {
   }
 
   /** §5 step 3, under the lock: lay the queued writes over whole blocks, write pages, keep the blocks' index entries. */
-  private async flush(c: AzureCycleWriter): Promise<void> {
-    if (c.queued.size === 0) return;
+  private async flush(c: AzureCycleWriter, blocks: readonly QueuedBlock[]): Promise<void> {
+    if (blocks.length === 0) return;
     const what = `write cycle seq ${c.meta.seq} of disk ${this.diskId}`;
     if (!c.marked) {
       this.nextCycle = c.cycle + 1;
       await this.startJournal(c.cycle, false);
       c.marked = true;
     }
-    const blocks = [...c.queued.values()].sort((a, b) => a.index - b.index);
-    c.dropQueued();
     await this.journalExtents(blocks.map((q) => [q.index * INDEX_BLOCK_SIZE, q.data.length] as const));
     // Read-modify-write: the base holds the head plus this cycle's earlier flushes.
     const reads: Array<() => Promise<void>> = [];
@@ -501,7 +499,8 @@ export class AzureReplicaDisk implements ReplicaDisk {
 
   /** §5 step 4–5, under the lock. */
   private async commitCycle(c: AzureCycleWriter): Promise<RecoveryPointInfo | undefined> {
-    await this.flush(c);
+    await c.settle();
+    await this.flush(c, c.takeQueued());
     const meta = c.meta;
     const kind = meta.point ?? 'head';
     const metadata = { lbcycle: String(c.cycle), lbseq: String(meta.seq), lbgeneration: metaEncode(meta.generation), lbtime: String(meta.time), lbkind: kind };
@@ -540,6 +539,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
         });
       }
       this.assertNotClosed();
+      await c.quiesce();
       c.dropQueued();
       if (this.needsRestore) await this.restore();
       c.status = 'aborted';
@@ -750,6 +750,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
       this.closed = true;
       const c = this.openCycle;
       if (c !== undefined) {
+        await c.quiesce();
         c.dropQueued();
         c.status = 'closed';
         this.openCycle = undefined;
@@ -769,6 +770,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
     return this.mutex.run(async () => {
       this.assertNotClosed();
       if (this.needsRestore && (this.openCycle === undefined || this.openCycle.status !== 'open')) {
+        await this.openCycle?.quiesce();
         await this.restore();
         if (this.openCycle !== undefined) {
           this.openCycle.status = 'aborted';
