@@ -78,6 +78,14 @@ const POLICY = {
   associations: [{ source: 'primary', target: 'recovery' }],
 };
 
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc (Linux). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of proc(5) (utime, stime), in clock ticks of 1/100 s on Linux.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** `lifeboat ARGS` as a process; rejects on a non-zero exit with its output. */
 async function lifeboat(args: readonly string[]): Promise<string> {
   const { execArgv, script } = cliEntry();
@@ -87,7 +95,7 @@ async function lifeboat(args: readonly string[]): Promise<string> {
 interface LabState {
   readonly vaultUrl: string;
   readonly adminTokenFile: string;
-  readonly processes: readonly { readonly name: string; readonly dataDir: string }[];
+  readonly processes: readonly { readonly name: string; readonly dataDir: string; readonly pid: number }[];
 }
 
 /** One lab, up and ready for the timed enable call. */
@@ -96,6 +104,8 @@ interface ReadyLab {
   readonly client: VaultClient;
   readonly sourceDataDir: string;
   readonly recoveryDataDir: string;
+  /** The lab's processes by name, for their CPU time. */
+  readonly pids: ReadonlyMap<string, number>;
 }
 
 /** Per-run details of the Lifeboat contender, for the notes. */
@@ -104,6 +114,8 @@ interface LabRun {
   readonly polledSeconds: number;
   readonly steps: readonly { readonly name: string; readonly seconds: number }[];
   readonly uid: string;
+  /** CPU seconds each lab process used during the timed span. */
+  readonly cpu: ReadonlyMap<string, number>;
 }
 
 async function labUp(root: string, sizeMiB: number, source: string, profileDir: string | undefined): Promise<ReadyLab> {
@@ -119,7 +131,9 @@ async function labUp(root: string, sizeMiB: number, source: string, profileDir: 
   const state = JSON.parse(await fs.readFile(path.join(dir, 'lab.json'), 'utf8')) as LabState;
   const dataDir = (name: string): string => state.processes.find((p) => p.name === name)!.dataDir;
   const client = new VaultClient({ url: state.vaultUrl, token: (await fs.readFile(state.adminTokenFile, 'utf8')).trim() });
-  const lab: ReadyLab = { dir, client, sourceDataDir: dataDir(SOURCE_HOST), recoveryDataDir: dataDir(RECOVERY_HOST) };
+  const lab: ReadyLab = {
+    dir, client, sourceDataDir: dataDir(SOURCE_HOST), recoveryDataDir: dataDir(RECOVERY_HOST), pids: new Map(state.processes.map((p) => [p.name, p.pid])),
+  };
   // The guest stops (so nothing but the prepared content is on the disk), then its disk gets that content.
   await lifeboat(['agent', 'vm', 'shutdown', VM, '--host', SOURCE_HOST, '--lab-dir', dir]);
   await run('cp', ['--sparse=always', source, vmDisk(lab)]);
@@ -137,6 +151,7 @@ function vmDisk(lab: ReadyLab): string {
 
 /** The timed span: the enable call to the end of the job's initialReplication step. */
 async function enableAndWait(lab: ReadyLab): Promise<LabRun> {
+  const cpuBefore = new Map(await Promise.all([...lab.pids].map(async ([n, pid]) => [n, await cpuSeconds(pid)] as const)));
   const start = Date.now();
   const t0 = process.hrtime.bigint();
   const created = await lab.client.putProtectedItem(VAULT, VM, { site: 'primary', vm: VM, policy: 'bench' });
@@ -150,12 +165,13 @@ async function enableAndWait(lab: ReadyLab): Promise<LabRun> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const polledSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = new Map(await Promise.all([...lab.pids].map(async ([n, pid]) => [n, (await cpuSeconds(pid)) - cpuBefore.get(n)!] as const)));
   const initial = job.steps.find((s) => s.name === 'initialReplication')!;
   const seconds = (Date.parse(initial.endedAt!) - start) / 1000;
   const steps = job.steps
     .filter((s) => s.startedAt !== undefined && s.endedAt !== undefined)
     .map((s) => ({ name: s.name, seconds: (Date.parse(s.endedAt!) - Date.parse(s.startedAt!)) / 1000 }));
-  return { seconds, polledSeconds, steps, uid: created.uid };
+  return { seconds, polledSeconds, steps, uid: created.uid, cpu };
 }
 
 /**
@@ -253,6 +269,7 @@ async function main(): Promise<void> {
     const coreSrc = path.join(dir, 'core', `${DISK_ID}.raw`);
     const coreStore = path.join(dir, 'core-store');
     let coreReplica = '';
+    const coreCpu: number[] = [];
     if (baselines) {
       await fs.mkdir(path.dirname(coreSrc));
       await run('cp', ['--sparse=always', src, coreSrc]);
@@ -266,7 +283,10 @@ async function main(): Promise<void> {
         },
         timed: async () => {
           const start = process.hrtime.bigint();
+          const cpu = process.cpuUsage();
           coreReplica = await coreAlone(coreSrc, coreStore);
+          const used = process.cpuUsage(cpu);
+          coreCpu.push((used.user + used.system) / 1e6);
           return Number(process.hrtime.bigint() - start) / 1e9;
         },
         verify: async () => {
@@ -315,6 +335,7 @@ async function main(): Promise<void> {
       targets.push({ what: 'Lifeboat ≥ 0.4 × cp throughput', met: cp / lb >= 0.4 });
     }
     const stepNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${r.steps.map((s) => `${s.name} ${s.seconds.toFixed(2)}`).join(', ')} s (polled end ${r.polledSeconds.toFixed(2)} s)`);
+    const cpuNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${[...r.cpu].map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ')}`);
     await report({
       benchmark: 'agent-replication',
       measurements: times.map((t) => ({ name: t.name, seconds: t.seconds, bytes: size })),
@@ -324,6 +345,7 @@ async function main(): Promise<void> {
         `disk ${formatBytes(size)}: ${counts.random} MiB random, ${counts.zero} MiB zeros (holes), ${counts.text} MiB text, in 1 MiB chunks, shuffled (seed 1); throughput = disk size / time`,
         'Lifeboat: a vault, a primary agent and a recovery agent started by `lifeboat lab up --protection` (a fresh lab per run), the VM shut down and its disk filled before the run; timed from the PUT of the protected item to the job step initialReplication\'s endedAt (the vault has the final report of replication.start: every disk has its first point)',
         `job steps (seconds): ${stepNotes.join('; ')}`,
+        `CPU seconds (user + system, all threads) during the timed span: ${cpuNotes.join('; ')}${coreCpu.length === 0 ? '' : `; core alone (this process): ${coreCpu.map((c) => c.toFixed(2)).join(', ')}`}`,
         `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         'every copy of every run checked by SHA-256 against the source (Lifeboat: the replica at its latest point, read through the recovery host\'s store)',
         ...(profileDir === undefined ? [] : [`CPU profiles of the lab's processes in ${profileDir}`]),
