@@ -37,6 +37,9 @@ interface QueuedWrite {
 
 const ZEROS = Buffer.alloc(MAX_RECORD_PAYLOAD);
 
+/** Reads of old bytes in flight while a batch is saved (§7.2 step 1). */
+const OLD_READS_IN_FLIGHT = 16;
+
 /**
  * Largest single write to the replica without undo data. Filling fresh
  * page-cache pages costs less in pieces of this size than in 1 MiB ones
@@ -204,27 +207,39 @@ export class HostCycleWriter implements CycleWriter {
     if (batch.length === 0) return;
     const records: Buffer[] = [];
     const added: UndoExtent[] = [];
+    // Step 1 in two passes: find the parts to save (marking them covered, so later writes of the batch to the
+    // same bytes save nothing, I3), then read their old bytes concurrently: a resync saves thousands of 4 KiB parts.
+    const parts: Array<{ readonly at: number; readonly old: Buffer; readonly mark: UndoExtent }> = [];
     let pos = this.appender.nextPosition;
     try {
       for (const w of batch) {
         for (const [start, end] of this.coverage.gaps(w.offset, w.offset + w.data.length)) {
           for (let at = start; at < end; at += MAX_RECORD_PAYLOAD) {
             const length = Math.min(MAX_RECORD_PAYLOAD, end - at);
-            const old = Buffer.alloc(length);
-            await this.replica.read(old, 0, length, at);
-            const zero = old.equals(ZEROS.subarray(0, length));
-            const record = encodeUndoRecord(at, length, zero ? undefined : old);
-            const extent: UndoExtent = { offset: at, length, zero, payloadPos: zero ? 0 : pos + RECORD_HEADER_BYTES };
-            pos += record.length;
-            records.push(record);
-            this.coverage.add(extent);
-            added.push(extent);
+            const mark: UndoExtent = { offset: at, length, zero: false, payloadPos: 0 };
+            this.coverage.add(mark);
+            parts.push({ at, old: Buffer.alloc(length), mark });
           }
         }
+      }
+      for (let i = 0; i < parts.length; i += OLD_READS_IN_FLIGHT) {
+        await Promise.all(parts.slice(i, i + OLD_READS_IN_FLIGHT).map((p) => this.replica.read(p.old, 0, p.old.length, p.at)));
+      }
+      for (const p of parts) {
+        this.coverage.remove(p.mark);
+        const length = p.old.length;
+        const zero = p.old.equals(ZEROS.subarray(0, length));
+        const record = encodeUndoRecord(p.at, length, zero ? undefined : p.old);
+        const extent: UndoExtent = { offset: p.at, length, zero, payloadPos: zero ? 0 : pos + RECORD_HEADER_BYTES };
+        pos += record.length;
+        records.push(record);
+        this.coverage.add(extent);
+        added.push(extent);
       }
       if (records.length > 0) await this.appender.appendDurably(records);
     } catch (e) {
       // Only durable records may be in the coverage: views overlay it.
+      for (const p of parts) this.coverage.remove(p.mark);
       for (const x of added) this.coverage.remove(x);
       throw e;
     }
