@@ -40,6 +40,13 @@ export interface HandlerContext {
    * commands are refused with `agent.notRecoveryHost` unless `replicas` is set
    */
   readonly ensureReplicas?: () => Promise<{ readonly service: ReplicaService; readonly endpoint: { readonly address: string; readonly port: number } }>;
+  /**
+   * Check that the storage account of an azure relationship is reachable with
+   * the vault's credentials (opens and closes the target). Throws its
+   * classified errors (`azure.authenticationFailed`, `azure.network`, …).
+   * @default no check (activation finds the same errors later)
+   */
+  readonly checkAzureTarget?: (record: SourceRecord) => Promise<void>;
   /** Source items by uid (the agent's map; handlers add and remove). */
   readonly sources: Map<string, SourceItem>;
   /** Make the source side of a record (not yet activated). */
@@ -135,7 +142,7 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
     'replication.enable': (c) => withItem(c, async () => {
       const uid = uidOf(c);
       const target = hostTargetOf(c.payload);
-      if (target.kind !== 'host') {
+      if (target.kind !== 'host' && target.kind !== 'azure') {
         throw new NonRecoverableError('agent.targetKindUnsupported', `replication to a ${target.kind} target is not supported by this agent yet`, {
           hint: 'use a secondary-site policy (replication to a recovery host)',
         });
@@ -155,6 +162,7 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
           hint: `its disks are ${vm.disks.map((d) => d.id).join(', ')}`,
         });
       }
+      if (record.target.kind === 'azure') await ctx.checkAzureTarget?.(record);
       await saveRecord(ctx.itemsDir, record);
       let item = ctx.sources.get(uid);
       if (item !== undefined && JSON.stringify(item.record.target) !== JSON.stringify(record.target)) {

@@ -33,6 +33,7 @@ import { applyFenceOrders } from './fencing';
 import { viewResolver } from './failover-commands';
 import { SourceItem } from './source-item';
 import { type FenceOrder, type HeartbeatBody, type InventoryEntry, VaultChannel } from './vault-channel';
+import { openAzureTarget } from './azure-target';
 
 export type AgentRole = 'primary' | 'recovery';
 
@@ -269,6 +270,11 @@ export class HostAgent {
         ensureReplicas: () => this.ensureReplicas(),
         sources: this.sources,
         newSourceItem: (rec) => this.newSourceItem(rec),
+        checkAzureTarget: async (rec) => {
+          if (rec.target.kind !== 'azure') return;
+          const t = await openAzureTarget(rec.item, rec.target, (item) => this.channel.storageCredentials(item));
+          await t.close();
+        },
         changed: () => this.changed(),
         inventoryChanged: () => this.heartbeatNow(),
         now: () => this.clock.now(),
@@ -334,6 +340,7 @@ export class HostAgent {
       ...(this.o.frequencyOverrideMs === undefined ? {} : { frequencyOverrideMs: this.o.frequencyOverrideMs }),
       onChange: () => this.changed(),
       log: this.log,
+      azureCredentials: (item) => this.channel.storageCredentials(item),
     });
   }
 

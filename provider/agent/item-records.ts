@@ -47,6 +47,20 @@ export interface HostTargetSpec {
   readonly serverName: string;
 }
 
+/**
+ * Where a source replicates to in scenario B: the page blobs of a storage
+ * account (docs/azure-failover.md §3). No secret: the agent fetches the key
+ * from the vault when it opens the target and keeps it in memory only.
+ */
+export interface AzureTargetSpec {
+  readonly kind: 'azure';
+  readonly storageAccount: string;
+  readonly container: string;
+  readonly endpoint?: string;
+  /** Fingerprint of the credentials the vault holds; a new one (a rotated key) makes a new connection. */
+  readonly credentialsFingerprint?: string;
+}
+
 interface RecordBase {
   readonly version: 1;
   readonly item: string;
@@ -60,7 +74,7 @@ interface RecordBase {
 /** A relationship on the source host: tracking and replication of the VM's disks. */
 export interface SourceRecord extends RecordBase {
   readonly role: 'source';
-  readonly target: HostTargetSpec;
+  readonly target: HostTargetSpec | AzureTargetSpec;
   /** Time zone of the source site, for the policy's windows. */
   readonly timeZone: string;
   /** `replication.start` was received: the replication loops run (and resume after a restart). */
@@ -173,10 +187,19 @@ export function policyOf(payload: Payload): AgentPolicy {
   return o as unknown as AgentPolicy;
 }
 
-export function hostTargetOf(payload: Payload): HostTargetSpec | { readonly kind: string } {
+export function hostTargetOf(payload: Payload): HostTargetSpec | AzureTargetSpec | { readonly kind: string } {
   const t = payload.target;
   if (typeof t !== 'object' || t === null) bad('/target', 'must be an object');
   const o = t as Record<string, unknown>;
+  if (o.kind === 'azure') {
+    if (typeof o.storageAccount !== 'string' || o.storageAccount === '') bad('/target/storageAccount', 'must be the storage account\'s name');
+    return {
+      kind: 'azure', storageAccount: o.storageAccount,
+      container: typeof o.container === 'string' && o.container !== '' ? o.container : 'lifeboat-replicas',
+      ...(typeof o.endpoint === 'string' && o.endpoint !== '' ? { endpoint: o.endpoint } : {}),
+      ...(typeof o.credentialsFingerprint === 'string' ? { credentialsFingerprint: o.credentialsFingerprint } : {}),
+    };
+  }
   if (o.kind !== 'host') return { kind: String(o.kind) };
   if (typeof o.address !== 'string' || o.address === '') bad('/target/address', 'must be the recovery host\'s address');
   if (typeof o.port !== 'number' || !Number.isInteger(o.port) || o.port < 1 || o.port > 65535) bad('/target/port', 'must be a port number');

@@ -24,7 +24,7 @@ import { BandwidthLimiter, type BandwidthLimits } from '../replication/bandwidth
 import { ReplicationLoop, type LoopStatus } from '../replication/replication-loop';
 import { DiskReplicator, type ReplicationEvent } from '../replication/replicator';
 import { backoffDelay } from '../replication/retry';
-import { type RecoveryPointInfo, type ReplicaDisk } from '../replication/target';
+import { type RecoveryPointInfo, type ReplicaDisk, type ReplicaTarget } from '../replication/target';
 import { type TrackedDisk } from '../replication/tracker';
 import { DailyWindow } from '../replication/window';
 import { RemoteReplicaTarget } from '../targets/remote';
@@ -34,6 +34,7 @@ import { SEGMENT_HEADER_SIZE } from '../format';
 import { errorInfo, type AgentLogger } from './command-runner';
 import { type ItemDisk, itemDir, replicaDiskId, type SourceRecord } from './item-records';
 import { type ItemReport } from './vault-channel';
+import { type AzureCredentialsSource, openAzureTarget } from './azure-target';
 
 /** The agent's certificate material for replication connections. */
 export interface PeerCredentials {
@@ -55,6 +56,11 @@ export interface SourceItemOptions {
    * and lab use only (`--test-frequency-ms`). @default the policy's
    */
   readonly frequencyOverrideMs?: number;
+  /**
+   * Fetches the storage credentials of an azure relationship from the vault.
+   * @default none: azure relationships stop with `agent.azureUnavailable`
+   */
+  readonly azureCredentials?: AzureCredentialsSource;
   /** Called when anything reportable changed. Must not throw. */
   readonly onChange: () => void;
   readonly log: AgentLogger;
@@ -98,7 +104,7 @@ export class SourceItem {
   private recordValue: SourceRecord;
   private readonly clock: Clock;
   private readonly slots: DiskSlot[];
-  private target: RemoteReplicaTarget | undefined;
+  private target: ReplicaTarget | undefined;
   private activation: Promise<void> | undefined;
   private activationStopper: AbortController | undefined;
   private waiting: string | undefined;
@@ -441,7 +447,16 @@ export class SourceItem {
   private async open(signal: AbortSignal): Promise<void> {
     const r = this.recordValue;
     await this.enableTracking();
-    this.target ??= new RemoteReplicaTarget({
+    if (this.target === undefined && r.target.kind === 'azure') {
+      const source = this.o.azureCredentials;
+      if (source === undefined) {
+        throw new NonRecoverableError('agent.azureUnavailable', `item ${r.item} replicates to Azure, but this agent cannot fetch storage credentials`, {
+          hint: 'run the host agent connected to a vault (lifeboat agent run)',
+        });
+      }
+      this.target = await openAzureTarget(r.item, r.target, source);
+    }
+    this.target ??= r.target.kind === 'host' ? new RemoteReplicaTarget({
       host: r.target.address,
       port: r.target.port,
       serverName: r.target.serverName,
@@ -450,7 +465,8 @@ export class SourceItem {
       cert: this.o.credentials.certPem,
       compression: r.policy.compression ? 'zstd' : 'none',
       clock: this.clock,
-    });
+    }) : undefined;
+    if (this.target === undefined) throw new NonRecoverableError('agent.targetKindUnsupported', `unknown target kind of item ${r.item}`);
     for (const s of this.slots) {
       if (signal.aborted) throw signal.reason;
       s.replica ??= await this.target.openDisk({ diskId: replicaDiskId(r.itemUid, s.disk.id), sizeBytes: s.disk.sizeBytes });

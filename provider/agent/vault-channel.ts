@@ -15,6 +15,7 @@
  */
 
 import { LifeboatError, RecoverableError, type ErrorCategory } from '../errors';
+import type { AzureCredentials } from './azure-target';
 
 /** The answer to a registration (docs/vault-api.md §8). */
 export interface Registration {
@@ -177,6 +178,11 @@ export class VaultChannel {
 
   reportItems(items: readonly ItemReport[]): Promise<ReportAnswer> {
     return this.call<ReportAnswer>('POST', `${this.hostPath()}/reports`, { items });
+  }
+
+  /** The storage credentials of an item of an azure policy (docs/azure-failover.md §2). Keep them in memory only. */
+  storageCredentials(item: string): Promise<AzureCredentials> {
+    return this.call<AzureCredentials>('POST', `${this.hostPath()}/items/${encodeURIComponent(item)}/storageCredentials`);
   }
 
   private vaultPath(): string {

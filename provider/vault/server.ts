@@ -4,6 +4,7 @@
  * serve` (through main.ts), by the lab and by tests.
  */
 
+import { SecretBox } from './control/azure-credentials';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -107,6 +108,7 @@ export async function createVaultServer(options: VaultServerOptions): Promise<Va
       recheckMs: options.recheckMs ?? 30 * SECOND,
     },
     log: options.log ?? stderrLogger,
+    secrets: SecretBox.open(options.dataDir),
   };
   const engine = new JobEngine({ services, handlers: JOB_HANDLERS });
   const app: VaultApp = { services, engine, registry, adminToken, version: await packageVersion() };

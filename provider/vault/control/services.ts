@@ -4,6 +4,7 @@
  * per running vault server.
  */
 
+import type { SecretBox } from './azure-credentials';
 import type { Clock } from '../../clock';
 import type { JobRecord, JsonObject, ObjectRef } from '../store/records';
 import type { SqliteStore } from '../store/sqlite/sqlite-store';
@@ -30,6 +31,8 @@ export interface VaultServices {
   readonly random: () => number;
   readonly timings: VaultTimings;
   readonly log: VaultLogger;
+  /** Sealed storage account secrets of azure policies (docs/azure-failover.md §2). @default none: such secrets are refused */
+  readonly secrets?: SecretBox;
 }
 
 /** What control code needs of the job engine: create a job inside a transaction, run it after the commit. */

@@ -91,7 +91,7 @@ describe('agent/command-handlers (one process: lab hypervisor, replica service)'
     await assert.rejects(run(srcHandlers, cmd('replica.create', { disks, policy, sourceHost: 'hq1' })), code('agent.notRecoveryHost'));
     await assert.rejects(run(srcHandlers, cmd('replication.start', { method: 'online' })), code('agent.noRelationship'));
     await assert.rejects(run(srcHandlers, cmd('replication.start', { method: 'offline' })), code('agent.offlineNotSupported'));
-    await assert.rejects(run(srcHandlers, cmd('replication.enable', { disks, policy, target: { kind: 'azure', storageAccount: 'x' }, timeZone: 'UTC' })), code('agent.targetKindUnsupported'));
+    await assert.rejects(run(srcHandlers, cmd('replication.enable', { disks, policy, target: { kind: 'tape' }, timeZone: 'UTC' })), code('agent.targetKindUnsupported'));
     const target = { kind: 'host', host: 'dr1', address: '127.0.0.1', port: replicas.port, serverName: 'dr1' };
     await assert.rejects(run(srcHandlers, cmd('replication.enable', { disks: [{ id: 'disk9', sizeBytes: MiB }], policy, target, timeZone: 'UTC' })), code('hypervisor.diskNotFound'));
     await assert.rejects(run(srcHandlers, cmd('replication.enable', { vm: 'ghost', disks, policy, target, timeZone: 'UTC' })), code('hypervisor.vmNotFound'));

@@ -58,7 +58,9 @@ describe('agent/item-records', () => {
     assert.deepEqual(disksOf({ disks: [{ id: 'd', sizeBytes: 512 }] }), [{ id: 'd', sizeBytes: 512 }]);
     assert.throws(() => policyOf({ policy: { recoveryPointRetentionHours: 1 } }), invalid('/policy/replicationFrequencySeconds'));
     assert.throws(() => hostTargetOf({ target: { kind: 'host', host: 'dr1', address: '127.0.0.1', port: 70000 } }), invalid('/target/port'));
-    assert.deepEqual(hostTargetOf({ target: { kind: 'azure', storageAccount: 'x' } }), { kind: 'azure' });
+    assert.deepEqual(hostTargetOf({ target: { kind: 'azure', storageAccount: 'x' } }), { kind: 'azure', storageAccount: 'x', container: 'lifeboat-replicas' });
+    assert.throws(() => hostTargetOf({ target: { kind: 'azure' } }), invalid('/target/storageAccount'));
+    assert.deepEqual(hostTargetOf({ target: { kind: 'tape' } }), { kind: 'tape' });
     assert.deepEqual(hostTargetOf({ target: { kind: 'host', host: 'dr1', address: '10.0.0.5', port: 45001, serverName: null } }),
       { kind: 'host', host: 'dr1', address: '10.0.0.5', port: 45001, serverName: 'dr1' });
     assert.throws(() => itemDir(dir, '../escape'), invalid('/itemUid'));

@@ -13,6 +13,8 @@ import { applyReport, type ItemReport } from '../../control/protected-items';
 import { iso } from '../../control/services';
 import { VaultError } from '../../control/vault-error';
 import { vaultSettings } from '../../control/vaults';
+import { itemCredentialsFor } from '../../control/item-credentials';
+import type { JsonObject } from '../../store/records';
 import { commandJson } from '../representation';
 import type { Route } from '../route';
 import { errors, numberParam, ref, vaultOf } from './helpers';
@@ -107,6 +109,18 @@ export function agentRoutes(): Route[] {
         recordContact(ctx.app.services, v.key, host);
         const body = ctx.body as { items: ItemReport[] };
         return { status: 200, body: applyReport(ctx.app.services, v.key, host, body.items) };
+      },
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/hosts/{host}/items/{item}/storageCredentials', operationId: 'itemStorageCredentials', summary: 'Storage account credentials of an item of an azure policy (agents)',
+      description: 'Answers the storage account, container, endpoint and key (or connection string) of the item\'s azure policy, to the host that replicates the item or runs its failed-over VM only. The only answer of the API that carries these secrets; agents keep them in memory.',
+      tags: ['agents'], auth: 'agent',
+      responses: { 200: { description: 'The credentials.' }, ...errors(401, 403, 404, 409) },
+      handle: (ctx) => {
+        const v = vaultOf(ctx);
+        const host = ctx.params.host ?? '';
+        recordContact(ctx.app.services, v.key, host);
+        return { status: 200, body: itemCredentialsFor(ctx.app.services, v.key, host, ctx.params.item ?? '') as unknown as JsonObject };
       },
     },
   ];

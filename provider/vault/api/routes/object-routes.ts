@@ -6,6 +6,8 @@
  * returns the same generation.
  */
 
+import { forgetAzureSecrets, recordAzureSecrets } from '../../control/policy-secrets';
+import { takeAzureSecrets } from '../../control/azure-credentials';
 import type { JsonObject } from '../../store/records';
 import { KINDS, referenceProblems, titleOf, type KindDefinition } from '../../control/kinds';
 import { afterItemPut, afterPolicyChange, deleteItem, requestResync } from '../../control/protected-items';
@@ -130,8 +132,12 @@ function kindRoutes(def: KindDefinition): Route[] {
       handle: (ctx) => {
         const v = vaultOf(ctx);
         const name = checkName(ctx, 'name');
-        const spec = specOf(ctx, name);
         const { services, engine } = ctx.app;
+        const taken = def.kind === 'replicationPolicy' ? takeAzureSecrets(specOf(ctx, name)) : { spec: specOf(ctx, name), secrets: undefined };
+        const spec = taken.spec;
+        if (taken.secrets !== undefined && services.secrets === undefined) {
+          throw invalidRequest([{ path: '/azure/accountKey', message: 'this vault keeps no secrets (it runs without a data folder)' }]);
+        }
         const started: string[] = [];
         const result = services.store.transaction(() => {
           const existing = services.store.getObject(v.key, def.kind, name);
@@ -149,6 +155,7 @@ function kindRoutes(def: KindDefinition): Route[] {
             }
           }
           const put = services.store.putObject(v.key, def.kind, name, spec, refs, services.clock.now(), isItem ? initialItemStatus() : {});
+          if (def.kind === 'replicationPolicy') recordAzureSecrets(services, v.key, put.object.name, spec, taken.secrets);
           if (isItem) {
             const job = afterItemPut(services, engine, v.key, put.object, put.created, put.changed);
             if (job !== undefined) started.push(job.id);
@@ -207,6 +214,7 @@ function kindRoutes(def: KindDefinition): Route[] {
             });
           }
           services.store.deleteObject(v.key, def.kind, name);
+          if (def.kind === 'replicationPolicy') forgetAzureSecrets(services, v.key, name);
         });
         return { status: 204 };
       },

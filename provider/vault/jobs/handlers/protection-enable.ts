@@ -21,6 +21,7 @@
 import { NonRecoverableError } from '../../../errors';
 import { transitionItem, updateItem } from '../../control/item-status';
 import { associationFor } from '../../control/kinds';
+import { azureSecretsFingerprint, azureStorageCredentials } from '../../control/policy-secrets';
 import type { ReplicationPolicySpec } from '../../control/specs';
 import type { Json, JsonObject } from '../../store/records';
 import { dataString, type JobHandler, type StepContext } from '../job-handler';
@@ -57,6 +58,10 @@ export const protectionEnable: JobHandler = {
         const source = chooseSource(ctx.services, ctx.job.vault, c);
         const need = source.disks.reduce((n, d) => n + d.sizeBytes, 0);
         const patch: JsonObject = { sourceHost: source.host.name, disks: source.disks.map((d) => ({ id: d.id, sizeBytes: d.sizeBytes })) };
+        if (c.policy.target === 'azure' && c.policy.azure !== undefined) {
+          // Throws azure.credentialsMissing; reachability and the key are checked by the source host (replication.enable).
+          azureStorageCredentials(ctx.services, ctx.job.vault, c.policyName, c.policy.azure);
+        }
         if (c.policy.target === 'secondary-site') {
           ctx.progress(50, 'choosing the recovery host');
           const target = chooseTarget(ctx.services, ctx.job.vault, c, c.spec.target?.site ?? assoc.target!, need, source.host.name);
@@ -95,7 +100,7 @@ export const protectionEnable: JobHandler = {
         const source = dataString(ctx.get('sourceHost'))!;
         const target = dataString(ctx.get('targetHost'));
         const targetPayload: JsonObject = c.policy.target === 'azure'
-          ? { kind: 'azure', ...(c.policy.azure as unknown as JsonObject) }
+          ? { kind: 'azure', ...(c.policy.azure as unknown as JsonObject), credentialsFingerprint: azureSecretsFingerprint(ctx.services, ctx.job.vault, c.policyName) ?? null }
           : { kind: 'host', host: target!, address: ctx.get('targetAddress') ?? null, port: ctx.get('targetPort') ?? null, serverName: target! };
         const site = ctx.services.store.getObject(ctx.job.vault, 'site', c.spec.site);
         ctx.set({ enableSent: true });
