@@ -278,7 +278,8 @@ export class AzureReplicaDisk implements ReplicaDisk {
       const footer = encodeVhdFooter(vhdVirtualSize(this.sizeBytes), this.args.now(), Buffer.from(this.instance, 'hex'));
       await azureCall(what, () => this.base.uploadPages(footer, this.blobBytes - VHD_FOOTER_BYTES, VHD_FOOTER_BYTES));
     }
-    if (head === undefined && (created || !(await this.index.exists()))) await this.index.createEmpty();
+    // A disk that committed nothing reads as zeros: a fresh index describes it (also replacing an orphan of a deleted disk).
+    if (head === undefined && (created || !(await this.index.validFor(0)))) await this.index.createEmpty();
     await this.restore();
     for (const s of this.snaps.slice(0, -1).filter((x) => !isPoint(x))) await this.deleteSnapshot(s);
     this.snaps = this.snaps.filter((s) => isPoint(s) || s === this.head);
@@ -620,16 +621,24 @@ export class AzureReplicaDisk implements ReplicaDisk {
     return this.readAndHash(head, blockSize, first, count);
   }
 
-  /** Read blocks of the head snapshot and hash them, 4 MiB per read. */
+  /** Read blocks of the head snapshot and hash them: whole blocks up to 4 MiB per read, larger blocks in 4 MiB pieces. */
   private async readAndHash(head: Snap, blockSize: number, first: number, count: number): Promise<Buffer[]> {
     const start = first * blockSize;
     const end = Math.min(this.sizeBytes, (first + count) * blockSize);
     const out: Buffer[] = [];
-    for (let b = start; b < end; b += blockSize) {
-      const hash = createHash('sha256');
-      const blockEnd = Math.min(end, b + blockSize);
-      for (let at = b; at < blockEnd; at += 4 * MiB) hash.update(await this.readHead(head, at, Math.min(4 * MiB, blockEnd - at)));
-      out.push(hash.digest());
+    if (blockSize > 4 * MiB) {
+      for (let b = start; b < end; b += blockSize) {
+        const hash = createHash('sha256');
+        const blockEnd = Math.min(end, b + blockSize);
+        for (let at = b; at < blockEnd; at += 4 * MiB) hash.update(await this.readHead(head, at, Math.min(4 * MiB, blockEnd - at)));
+        out.push(hash.digest());
+      }
+      return out;
+    }
+    const span = Math.floor((4 * MiB) / blockSize) * blockSize;
+    for (let at = start; at < end; at += span) {
+      const data = await this.readHead(head, at, Math.min(span, end - at));
+      for (let o = 0; o < data.length; o += blockSize) out.push(createHash('sha256').update(data.subarray(o, Math.min(data.length, o + blockSize))).digest());
     }
     return out;
   }

@@ -83,11 +83,6 @@ export class ChecksumIndex {
     this.knownCycle = 0;
   }
 
-  /** Whether the index exists at all (without judging it). */
-  async exists(): Promise<boolean> {
-    return azureCall('read the checksum index', () => this.blob.exists());
-  }
-
   /** §9 staleness rule: valid iff format, instance, size and block size match and it describes `headCycle`. */
   async validFor(headCycle: number): Promise<boolean> {
     if (this.knownCycle === undefined) {

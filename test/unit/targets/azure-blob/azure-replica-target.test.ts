@@ -186,6 +186,74 @@ describe('AzureBlobReplicaTarget on Azurite: configuration, errors, index, outag
     });
   });
 
+  describe('a crash mid-apply (§5)', () => {
+    it('the next open restores the extents the journal lists from the head; the previous point is intact', async () => {
+      const container = `unit-${++n}`;
+      const t = await open({ batchBytes: 128 * KiB }, container);
+      const disk = await t.openDisk({ diskId: 'd', sizeBytes: SIZE });
+      const first = patternBytes(SIZE, 31);
+      let w = await disk.beginCycle({ generation: 'g1', seq: 1, time: 10, point: 'crashConsistent' });
+      await w.write(0, first);
+      const p1 = (await w.commit())!;
+      w = await disk.beginCycle({ generation: 'g1', seq: 2, time: 20, point: 'crashConsistent' });
+      await w.write(777, patternBytes(900 * KiB, 32)); // several flushes reach the base blob
+      await t.close(); // the process dies: no commit, no abort
+      const raw = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(container);
+      assert.ok(await raw.getBlobClient('disks/d/journal').exists(), 'the journal names the unfinished cycle');
+      const base = await raw.getPageBlobClient('disks/d/replica.vhd').downloadToBuffer(0, SIZE);
+      assert.ok(!base.equals(first), 'the base blob holds part of the unfinished cycle');
+
+      const t2 = await open({}, container);
+      const again = await t2.openDisk({ diskId: 'd', sizeBytes: SIZE });
+      assert.equal(again.stats().restores, 1);
+      assert.ok(!(await raw.getBlobClient('disks/d/journal').exists()));
+      assert.ok((await raw.getPageBlobClient('disks/d/replica.vhd').downloadToBuffer(0, SIZE)).equals(first), 'the base blob is the head again');
+      assert.deepEqual((await again.state()).points, [p1]);
+      assert.ok((await readAll(again, p1.id)).equals(first));
+      // The same seq applies again, and the footer survived.
+      w = await again.beginCycle({ generation: 'g1', seq: 2, time: 20, point: 'crashConsistent' });
+      await w.write(0, Buffer.from('x'));
+      await w.commit();
+      const blobSize = SIZE + 512;
+      const footer = await raw.getPageBlobClient('disks/d/replica.vhd').downloadToBuffer(blobSize - 512, 512);
+      assert.equal(footer.toString('ascii', 0, 8), 'conectix');
+    });
+
+    it('a first cycle that never committed leaves zeros; a committed cycle whose journal survived is not undone', async () => {
+      const container = `unit-${++n}`;
+      const t = await open({ batchBytes: 128 * KiB }, container);
+      const disk = await t.openDisk({ diskId: 'd', sizeBytes: SIZE });
+      const w = await disk.beginCycle({ generation: 'g1', seq: 1, time: 10 });
+      await w.write(0, patternBytes(600 * KiB, 41));
+      await t.close();
+      const t2 = await open({ batchBytes: 128 * KiB }, container);
+      const d2 = await t2.openDisk({ diskId: 'd', sizeBytes: SIZE });
+      assert.equal(d2.stats().restores, 1);
+      assert.deepEqual((await d2.hashBlocks(SIZE, 0, 1)).digests, digestsOf(Buffer.alloc(SIZE), SIZE));
+      // Commit, then put back a journal of that (committed) cycle, as a crash before its deletion leaves it.
+      const w2 = await d2.beginCycle({ generation: 'g1', seq: 1, time: 10, point: 'crashConsistent' });
+      const data = patternBytes(SIZE, 42);
+      await w2.write(0, data);
+      const p = (await w2.commit())!;
+      await t2.close();
+      const raw = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(container);
+      const base = raw.getPageBlobClient('disks/d/replica.vhd');
+      const props = await base.getProperties();
+      const journal = raw.getAppendBlobClient('disks/d/journal');
+      await journal.create({ metadata: { lbcycle: String(parseInt(p.id.slice(2), 16)), lbinstance: props.metadata!.lbinstance! } });
+      const extent = Buffer.alloc(16);
+      extent.writeBigUInt64BE(0n, 0);
+      extent.writeBigUInt64BE(BigInt(SIZE), 8);
+      await journal.appendBlock(extent, 16);
+      const t3 = await open({}, container);
+      const d3 = await t3.openDisk({ diskId: 'd', sizeBytes: SIZE });
+      assert.equal(d3.stats().restores, 0, 'a committed cycle is never undone');
+      assert.ok(!(await journal.exists()));
+      assert.ok((await readAll(d3, p.id)).equals(data));
+      assert.deepEqual((await d3.hashBlocks(SIZE, 0, 1)).digests, digestsOf(data, SIZE));
+    });
+  });
+
   describe('outage mid-cycle, retried by the core (replication/retry.ts)', () => {
     it('Azurite stopped after part of a cycle was written: recoverable errors, retries on the schedule, convergence after restart', async () => {
       const t = await open({ batchBytes: 128 * KiB });
