@@ -35,7 +35,7 @@ import { SourceItem } from './source-item';
 import { type FenceOrder, type HeartbeatBody, type InventoryEntry, VaultChannel } from './vault-channel';
 import { openAzureTarget } from './azure-target';
 
-export type AgentRole = 'primary' | 'recovery';
+export type AgentRole = 'primary' | 'recovery' | 'azure';
 
 /** The replica store as the lab's view resolver finds it: set when it opens, possibly after the agent started. */
 interface ReplicaHolder {
@@ -270,6 +270,7 @@ export class HostAgent {
         ensureReplicas: () => this.ensureReplicas(),
         sources: this.sources,
         newSourceItem: (rec) => this.newSourceItem(rec),
+        azureCredentials: (item) => this.channel.storageCredentials(item),
         checkAzureTarget: async (rec) => {
           if (rec.target.kind !== 'azure') return;
           const t = await openAzureTarget(rec.item, rec.target, (item) => this.channel.storageCredentials(item));

@@ -16,7 +16,7 @@ import { errorText, json, table } from '../output';
 import { SERVING } from '../serving';
 
 const RUN_USAGE = 'lifeboat agent run --vault URL [--vault-name NAME] --registration-key-file FILE --site SITE --name HOST --data-dir DIR '
-  + '[--role primary|recovery] [--address A]... [--listen-address A] [--replication-port N]';
+  + '[--role primary|recovery|azure] [--address A]... [--listen-address A] [--replication-port N]';
 
 /** `agent run`. */
 export const agentRun: Command = async (args, ctx) => {
@@ -38,7 +38,7 @@ export const agentRun: Command = async (args, ctx) => {
   const vault = (values['vault-name'] as string | undefined) ?? nameInUrl;
   if (vault === undefined) throw new UsageError('the vault name is missing', 'pass --vault-name NAME, or --vault http://HOST:PORT/v1/vaults/NAME');
   const role = (values.role as string | undefined) ?? 'primary';
-  if (role !== 'primary' && role !== 'recovery') throw new UsageError(`--role ${role} is not a role`, 'use --role primary or --role recovery');
+  if (role !== 'primary' && role !== 'recovery' && role !== 'azure') throw new UsageError(`--role ${role} is not a role`, 'use --role primary, recovery or azure (the lab\'s Azure side)');
   const port = intOption(values, 'replication-port', 0, 65535);
   const frequency = intOption(values, 'test-frequency-ms', 100, 3_600_000);
   let stopping = false;

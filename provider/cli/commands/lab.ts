@@ -42,10 +42,11 @@ import { EXIT, NotFoundError } from '../exit-codes';
 import { DEFAULT_LAB_DIR, type LabProcess, type LabState, labStateFile, readLabState, writeLabState } from '../lab/lab-state';
 import { DEMO_TOPOLOGY, LAB_NETWORK, type LabHostSpec, type LabTopology, type LabVmSpec } from '../lab/lab-topology';
 import { topologyFromProtection } from '../lab/protection-topology';
+import { azuriteDir, azuriteEndpoint, freePort, LAB_AZURE_POLICY, labAzurePolicySpec, startAzurite, withAzure } from '../lab/lab-azure';
 import { isAlive, spawnDetached, stopProcess } from '../lab/processes';
 import { ago, json, table } from '../output';
 
-const UP_USAGE = 'lifeboat lab up [--dir DIR] [--protection FILE] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--timeout SECONDS]';
+const UP_USAGE = 'lifeboat lab up [--dir DIR] [--protection FILE] [--azure] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--timeout SECONDS]';
 
 /** A protection lab's defaults: small disks and quick cycles, so the demo and CI stay short. */
 const PROTECTION_DISK_MIB = 16;
@@ -55,11 +56,13 @@ const DOWN_USAGE = 'lifeboat lab down [--dir DIR] [--timeout SECONDS] [--purge]'
 
 export const labUp: Command = async (args, ctx) => {
   const { values } = parse(args, {
-    dir: { type: 'string' }, protection: { type: 'string' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, timeout: { type: 'string' },
+    dir: { type: 'string' }, protection: { type: 'string' }, azure: { type: 'boolean' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, timeout: { type: 'string' },
   }, UP_USAGE);
   const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
   const previous = await readLabState(dir);
-  const topology = await chooseTopology(values.protection as string | undefined, previous, ctx);
+  const azure = values.azure === true || previous?.azurite !== undefined;
+  const chosen = await chooseTopology(values.protection as string | undefined, previous, ctx);
+  const topology = azure ? withAzure(chosen) : chosen;
   const fromFile = topology.protectionFile !== undefined;
   const diskBytes = (intOption(values, 'disk-mib', 1, 1024 * 1024) ?? (fromFile ? PROTECTION_DISK_MIB : 64)) * MiB;
   const rate = (intOption(values, 'rate-kib', 1, 1024 * 1024) ?? 64) * KiB;
@@ -73,13 +76,15 @@ export const labUp: Command = async (args, ctx) => {
   const procs = new Map<string, LabProcess>();
   for (const p of previous?.processes ?? []) if (isAlive(p.pid, p.dataDir)) procs.set(p.name, p);
   const tokenFile = path.join(dir, 'vault', 'admin-token');
+  const azurePort = azure ? previous?.azurite?.port ?? await freePort() : undefined;
   // Saved after every start, so `down` finds whatever runs even if `up` fails half-way.
   const save = async (url: string): Promise<LabState> => {
     const state: LabState = {
       version: 1, dir, vaultUrl: url, vaultPort: Number(new URL(url).port), vaultName: topology.vault.name, adminTokenFile: tokenFile,
-      processes: ['vault', ...topology.hosts.map((h) => h.name)].map((n) => procs.get(n) ?? previous?.processes.find((p) => p.name === n)).filter((p): p is LabProcess => p !== undefined),
+      processes: ['vault', ...(azure ? ['azurite'] : []), ...topology.hosts.map((h) => h.name)].map((n) => procs.get(n) ?? previous?.processes.find((p) => p.name === n)).filter((p): p is LabProcess => p !== undefined),
       ...(frequencyMs === undefined ? {} : { frequencyMs }),
-      ...(fromFile ? { topology } : {}),
+      ...(fromFile ? { topology: chosen } : {}),
+      ...(azurePort === undefined ? {} : { azurite: { port: azurePort } }),
       upAt: now,
     };
     await writeLabState(state);
@@ -102,7 +107,21 @@ export const labUp: Command = async (args, ctx) => {
   const client = new VaultClient({ url: url!, token: await readTokenFile(tokenFile) });
   await waitFor('the vault to answer', deadline, async () => (await client.health().then(() => true, () => false)));
 
+  if (azurePort !== undefined && !procs.has('azurite')) {
+    const dataDir = azuriteDir(dir);
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const logFile = path.join(dir, 'logs', 'azurite.log');
+    const pid = startAzurite(dataDir, azurePort, logFile, dir);
+    procs.set('azurite', { name: 'azurite', kind: 'azurite', pid, dataDir, logFile, startedAt: now });
+    await save(url!);
+    await waitFor('Azurite to listen', deadline, async () => {
+      if (!isAlive(pid, dataDir)) throw new LifeboatError('lab.processDied', 'nonRecoverable', `Azurite (pid ${pid}) stopped during start-up`, { hint: `see its log: ${logFile}` });
+      return (await fetch(`http://127.0.0.1:${azurePort}/`).then(() => true, () => false));
+    });
+    ctx.out.line(`azurite started (pid ${pid}) on ${azuriteEndpoint(azurePort)}`);
+  }
   await configureVault(client, topology);
+  if (azurePort !== undefined) await client.putObject(topology.vault.name, 'replicationPolicies', LAB_AZURE_POLICY, labAzurePolicySpec(azurePort) as never);
   const keyFile = path.join(dir, 'registration-key');
   await writeFile(keyFile, `${await client.registrationKey(topology.vault.name)}\n`, { mode: 0o600 });
 
@@ -149,7 +168,7 @@ export const labUp: Command = async (args, ctx) => {
   ctx.out.line(`admin token: ${tokenFile} (mode 0600; not shown)`);
   ctx.out.line('');
   ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'VMS', 'LOG'], state.processes.map((p) => [
-    p.name, p.kind === 'vault' ? 'vault' : `${p.role} (site ${p.site})`, String(p.pid), vmsOf(topology, p.name), path.relative(ctx.cwd, p.logFile) || p.logFile,
+    p.name, p.kind === 'agent' ? `${p.role} (site ${p.site})` : p.kind, String(p.pid), vmsOf(topology, p.name), path.relative(ctx.cwd, p.logFile) || p.logFile,
   ])));
   ctx.out.line('');
   ctx.out.line(`try: lifeboat status${path.resolve(ctx.cwd, DEFAULT_LAB_DIR) === dir ? '' : ` --lab-dir ${dir}`}   (or export LIFEBOAT_VAULT_URL=${url} LIFEBOAT_TOKEN_FILE=${tokenFile})`);
@@ -182,7 +201,7 @@ export const labStatus: Command = async (args, ctx) => {
     if (state.topology?.protectionFile !== undefined) ctx.out.line(`topology: ${state.topology.protectionFile}`);
     ctx.out.line('');
     ctx.out.line(table(['PROCESS', 'ROLE', 'PID', 'STATE', 'STARTED', 'VMS'], procs.map((p) => [
-      p.name, p.kind === 'vault' ? 'vault' : `${p.role ?? '?'} (site ${p.site ?? '?'})`, String(p.pid), p.running ? 'running' : 'stopped', ago(p.startedAt, now), vmsOf(topologyOf(state), p.name),
+      p.name, p.kind === 'agent' ? `${p.role ?? '?'} (site ${p.site ?? '?'})` : p.kind, String(p.pid), p.running ? 'running' : 'stopped', ago(p.startedAt, now), vmsOf(topologyOf(state), p.name),
     ])));
   }
   return allUp ? EXIT.ok : EXIT.failed;
@@ -199,7 +218,7 @@ export const labDown: Command = async (args, ctx) => {
     return EXIT.ok;
   }
   const agents = state.processes.filter((p) => p.kind === 'agent');
-  const vaults = state.processes.filter((p) => p.kind === 'vault');
+  const vaults = state.processes.filter((p) => p.kind === 'vault' || p.kind === 'azurite');
   for (const group of [agents, vaults]) {
     const results = await Promise.all(group.map(async (p) => [p, await stopProcess(p.pid, p.dataDir, timeoutMs)] as const));
     for (const [p, r] of results) {

@@ -19,9 +19,9 @@ export const DEFAULT_LAB_DIR = '.lab';
 export interface LabProcess {
   /** `vault`, or the host's name. */
   readonly name: string;
-  readonly kind: 'vault' | 'agent';
-  /** Agents: `primary` or `recovery`. */
-  readonly role?: 'primary' | 'recovery';
+  readonly kind: 'vault' | 'agent' | 'azurite';
+  /** Agents: `primary`, `recovery` or `azure`. */
+  readonly role?: 'primary' | 'recovery' | 'azure';
   /** Agents: the site. */
   readonly site?: string;
   readonly pid: number;
@@ -47,6 +47,8 @@ export interface LabState {
   readonly frequencyMs?: number;
   /** The topology of a lab started from a protection file (`up --protection`). @default none: the demo topology */
   readonly topology?: LabTopology;
+  /** The Azure-target variant (`up --azure`): Azurite's blob port, kept across restarts. @default none */
+  readonly azurite?: { readonly port: number };
   /** ISO time of the last `lab up`. */
   readonly upAt: string;
   /** ISO time of the last `lab down`, if it came after the last `up`. */

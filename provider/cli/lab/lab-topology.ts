@@ -28,7 +28,7 @@ export interface LabVmSpec {
 
 export interface LabHostSpec {
   readonly name: string;
-  readonly role: 'primary' | 'recovery';
+  readonly role: 'primary' | 'recovery' | 'azure';
   readonly site: string;
   readonly vms: readonly LabVmSpec[];
 }
