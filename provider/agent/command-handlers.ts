@@ -17,6 +17,8 @@ import {
   type SourceRecord, str,
 } from './item-records';
 import { failoverHandlers } from './failover-commands';
+import { azureHandlers } from './azure-commands';
+import { type AzureCredentialsSource } from './azure-target';
 import { reprotectHandlers } from './reprotect-commands';
 import { KeyedMutex } from './keyed-mutex';
 import { type ReplicaService } from './replica-service';
@@ -47,6 +49,8 @@ export interface HandlerContext {
    * @default no check (activation finds the same errors later)
    */
   readonly checkAzureTarget?: (record: SourceRecord) => Promise<void>;
+  /** Fetches an item's storage credentials from the vault (the azure commands). @default none: azure.* commands are unknown */
+  readonly azureCredentials?: AzureCredentialsSource;
   /** Source items by uid (the agent's map; handlers add and remove). */
   readonly sources: Map<string, SourceItem>;
   /** Make the source side of a record (not yet activated). */
@@ -82,6 +86,10 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
     });
 
   return {
+    ...(ctx.azureCredentials === undefined ? {} : azureHandlers({
+      hypervisor: ctx.hypervisor, labDir: ctx.labDir ?? path.join(path.dirname(ctx.itemsDir), 'lab'), credentials: ctx.azureCredentials,
+      changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(),
+    }, withItem)),
     ...failoverHandlers(ctx, withItem),
     ...reprotectHandlers({
       hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, sources: ctx.sources, newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),

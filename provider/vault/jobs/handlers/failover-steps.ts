@@ -12,6 +12,7 @@ import { iso } from '../../control/services';
 import { itemStatus, transitionItem, updateItem, type ItemStatus } from '../../control/item-status';
 import type { Json, JsonObject } from '../../store/records';
 import type { StepContext } from '../job-handler';
+import { azureHost, azureNics, commitAzureFailover, isAzureItem, startAzureVm } from './azure-failover-steps';
 import { bestEffortCommand, type ItemContext, inventoryOf, isConnected, itemPayload, loadItem, networkMappingsFor } from './item-job';
 
 /** The hosts of an item: where its VM ran and where its replica is. */
@@ -25,6 +26,15 @@ export interface FailoverHosts {
 export function failoverHosts(ctx: StepContext, c: ItemContext, needSource: boolean): FailoverHosts {
   const { store } = ctx.services;
   const source = c.status.sourceHost;
+  if (isAzureItem(c) && source !== undefined) {
+    const a = azureHost(ctx, c);
+    if (needSource && !isConnected(store.getObject(ctx.job.vault, 'host', source))) {
+      throw new RecoverableError('host.notConnected', `source host ${source} is not connected; a planned failover shuts the VM down there first`, {
+        hint: 'wait for the host, or cancel this job and run an unplanned failover',
+      });
+    }
+    return { source, target: a.host, targetSite: a.site };
+  }
   const target = c.status.targetHost;
   if (source === undefined || target === undefined) {
     throw new NonRecoverableError('failover.noReplica', `item '${c.item.name}' has no recovery host (${c.policy.target} target)`, {
@@ -87,9 +97,15 @@ export function pointPayload(point: string): JsonObject {
 export function checkPrerequisites(ctx: StepContext, needSource: boolean, test: boolean): void {
   const c = loadItem(ctx);
   ctx.progress(20, 'checking hosts');
+  if (test && isAzureItem(c)) {
+    // The azure host would open the page blobs while the source keeps writing them (docs/azure-failover.md §8).
+    throw new NonRecoverableError('failover.azureTestNotSupported', `test failover of item '${c.item.name}' to Azure is not supported yet`, {
+      hint: 'run a planned failover in a maintenance window, or test the recovery with the lab\'s secondary-site policy',
+    });
+  }
   const hosts = failoverHosts(ctx, c, needSource);
   ctx.progress(60, 'checking network mappings');
-  const nics = mappedNics(ctx, c, hosts, test);
+  const nics = isAzureItem(c) ? azureNics(ctx, c, hosts.source, test) : mappedNics(ctx, c, hosts, test);
   ctx.set({ source: hosts.source, target: hosts.target, nics });
 }
 
@@ -110,6 +126,10 @@ export async function shutDownSource(ctx: StepContext, key = ''): Promise<void> 
  */
 export async function startFailoverVm(ctx: StepContext, test: boolean, key = ''): Promise<void> {
   const c = loadItem(ctx);
+  if (isAzureItem(c)) {
+    await startAzureVm(ctx, test, key);
+    return;
+  }
   const target = String(ctx.get('target'));
   const ids = ctx.get('diskPoints');
   const point = typeof ids === 'object' && ids !== null && !Array.isArray(ids) ? { ids } : pointPayload(String(ctx.job.input.point ?? 'latest'));
@@ -154,7 +174,7 @@ export async function commitFailover(ctx: StepContext, key = ''): Promise<void> 
   if (f?.host === undefined || f.vm === undefined || f.diskPoints === undefined) {
     throw new NonRecoverableError('failover.unknown', `item '${c.item.name}' has no record of its failover VM`, { hint: 'run the failover again' });
   }
-  const r = await ctx.runCommand(`${key}commit`, {
+  const r = isAzureItem(c) ? await commitAzureFailover(ctx, key) : await ctx.runCommand(`${key}commit`, {
     host: f.host, type: 'failover.commit', payload: { ...itemPayload(c), vmName: f.vm, point: { ids: f.diskPoints } },
   });
   if (Array.isArray(r.points)) {
