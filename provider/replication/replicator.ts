@@ -706,7 +706,6 @@ export class DiskReplicator {
       const mine = await next!;
       next = i + 1 < windows.length ? observed(this.hashSource(windows[i + 1]![0], windows[i + 1]![1], chunk, bs)) : undefined;
       const remote = await theirs[i]!;
-      askReplica(i + 1 + REPLICA_WINDOWS_AHEAD);
       scannedBytes += end - at;
       skippedBytes += end - at;
       comparedBlocks += mine.digests.length;
@@ -716,10 +715,13 @@ export class DiskReplicator {
       const runs = differingRegions(coarse, bs, size);
       let send: Region[];
       if (fine === bs || runs.length === 0) {
+        askReplica(i + 1 + REPLICA_WINDOWS_AHEAD);
         send = runs;
       } else {
         // One replica request per run of differing blocks, all in flight together; the source's fine digests in one job.
         const fineTheirs = this.replicaDigestsOfRuns(fine, runs.map((run) => ({ firstBlock: run.offset / fine, count: Math.ceil(run.length / fine) })));
+        // The next coarse request goes after these: they wait behind one window of hashing, not two.
+        askReplica(i + 1 + REPLICA_WINDOWS_AHEAD);
         const joined = Buffer.concat(runs.map((run) => mine.slice(run.offset - at, run.length)));
         const ours = (await this.hasher.digest(joined, fine, true)).digests;
         send = [];
