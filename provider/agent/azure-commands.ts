@@ -24,6 +24,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError, NonRecoverableError } from '../errors';
 import { type Hypervisor, type NicSpec, type VmInfo } from '../hypervisor/hypervisor';
+import { type LabCreateFromDisksOptions, type LabWorkloadSpec } from '../hypervisor/lab';
 import { type RecoveryPointInfo } from '../replication/target';
 import { type AzureBlobReplicaTarget, type AzureReplicaDisk, containerClientOf, MAX_PAGE_WRITE } from '../targets/azure-blob';
 import { type AzureCredentialsSource, azureConfigOf, openAzureTarget } from './azure-target';
@@ -38,6 +39,8 @@ export interface AzureCommandContext {
   /** The lab root: downloaded disks go to `<labDir>/azure-disks/<vm>/`. */
   readonly labDir: string;
   readonly credentials: AzureCredentialsSource;
+  /** The lab guest of failed-over VMs (its seed is derived from the item). @default none: an idle guest */
+  readonly guestWorkload?: Omit<LabWorkloadSpec, 'seed'>;
   changed(): void;
   inventoryChanged?(): void;
 }
@@ -119,11 +122,13 @@ export function azureHandlers(ctx: AzureCommandContext, withItem: <T>(c: AgentCo
             exports[d.id] = exp.location;
             await download(container.getPageBlobClient(blobNameOf(exp.location, spec.container)), path.join(dir, `${d.id}.raw`), d.disk.sizeBytes);
           }
-          await ctx.hypervisor.createFromDisks({
+          const options: LabCreateFromDisksOptions = {
             name,
             disks: disks.map((d) => ({ id: d.id, location: path.join(dir, `${d.id}.raw`) })),
             nics,
             testFailover: test,
+            // The lab's guest keeps working in "Azure" (seeded by the item), so failback has writes to bring back.
+            ...(ctx.guestWorkload === undefined ? {} : { workload: { ...ctx.guestWorkload, seed: seedOf(uid) } }),
             tags: {
               'lifeboat.item': str(c.payload, 'item'),
               'lifeboat.itemUid': uid,
@@ -131,7 +136,8 @@ export function azureHandlers(ctx: AzureCommandContext, withItem: <T>(c: AgentCo
               'lifeboat.failover.type': test ? 'test' : 'failover',
               'lifeboat.azure': 'true',
             },
-          });
+          };
+          await ctx.hypervisor.createFromDisks(options);
           // Tracking starts before the first guest write: failback sends exactly what the VM wrote.
           for (const d of disks) await ctx.hypervisor.enableTracking(name, d.id);
         } else {
@@ -179,15 +185,25 @@ export function azureHandlers(ctx: AzureCommandContext, withItem: <T>(c: AgentCo
 
     'azure.commit': (c) => withItem(c, async () => withTarget(c, async (_t, disks) => {
       const chosen = resolvePoints(pointSpecOf(c.payload.point), disks);
+      let rolledBack = false;
       for (const d of disks) {
         const p = chosen.get(d.id)!;
-        if (d.points[d.points.length - 1]?.id !== p.id) await d.disk.materialise(p.id);
+        if (d.points[d.points.length - 1]?.id !== p.id) {
+          await d.disk.materialise(p.id);
+          rolledBack = true;
+        }
         await d.disk.prunePoints(p.time);
       }
       const left = await disks[0]!.disk.listPoints();
-      return { points: left.map(pointJson) };
+      return { points: left.map(pointJson), rolledBack };
     })),
   };
+}
+
+function seedOf(uid: string): number {
+  let h = 2166136261;
+  for (const ch of uid) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return h;
 }
 
 function blobNameOf(url: string, container: string): string {

@@ -17,7 +17,8 @@ import {
   type SourceRecord, str,
 } from './item-records';
 import { failoverHandlers } from './failover-commands';
-import { azureHandlers } from './azure-commands';
+import { type AzureCommandContext, azureHandlers } from './azure-commands';
+import { azureFailbackHandlers } from './azure-failback-commands';
 import { type AzureCredentialsSource } from './azure-target';
 import { reprotectHandlers } from './reprotect-commands';
 import { KeyedMutex } from './keyed-mutex';
@@ -51,6 +52,8 @@ export interface HandlerContext {
   readonly checkAzureTarget?: (record: SourceRecord) => Promise<void>;
   /** Fetches an item's storage credentials from the vault (the azure commands). @default none: azure.* commands are unknown */
   readonly azureCredentials?: AzureCredentialsSource;
+  /** The lab guest of VMs failed over to Azure. @default none: an idle guest */
+  readonly azureGuestWorkload?: AzureCommandContext['guestWorkload'];
   /** Source items by uid (the agent's map; handlers add and remove). */
   readonly sources: Map<string, SourceItem>;
   /** Make the source side of a record (not yet activated). */
@@ -88,7 +91,12 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
   return {
     ...(ctx.azureCredentials === undefined ? {} : azureHandlers({
       hypervisor: ctx.hypervisor, labDir: ctx.labDir ?? path.join(path.dirname(ctx.itemsDir), 'lab'), credentials: ctx.azureCredentials,
+      ...(ctx.azureGuestWorkload === undefined ? {} : { guestWorkload: ctx.azureGuestWorkload }),
       changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(),
+    }, withItem)),
+    ...(ctx.azureCredentials === undefined ? {} : azureFailbackHandlers({
+      hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, credentials: ctx.azureCredentials, sources: ctx.sources,
+      newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),
     }, withItem)),
     ...failoverHandlers(ctx, withItem),
     ...reprotectHandlers({

@@ -68,6 +68,8 @@ export interface HostAgentOptions {
   readonly hypervisor?: Hypervisor;
   /** @default systemClock */
   readonly clock?: Clock;
+  /** Azure role in the lab: write rate of the guest of failed-over VMs, bytes per second. @default none: an idle guest */
+  readonly azureGuestBytesPerSecond?: number;
   /** Copy frequency for every item instead of the policy's. Test and lab use only. @default the policy's */
   readonly frequencyOverrideMs?: number;
   /** How often item reports go out besides on changes. @default 5 s */
@@ -271,6 +273,7 @@ export class HostAgent {
         sources: this.sources,
         newSourceItem: (rec) => this.newSourceItem(rec),
         azureCredentials: (item) => this.channel.storageCredentials(item),
+        ...(this.o.azureGuestBytesPerSecond === undefined ? {} : { azureGuestWorkload: { pattern: 'random' as const, bytesPerSecond: this.o.azureGuestBytesPerSecond } }),
         checkAzureTarget: async (rec) => {
           if (rec.target.kind !== 'azure') return;
           const t = await openAzureTarget(rec.item, rec.target, (item) => this.channel.storageCredentials(item));

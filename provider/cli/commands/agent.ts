@@ -16,7 +16,7 @@ import { errorText, json, table } from '../output';
 import { SERVING } from '../serving';
 
 const RUN_USAGE = 'lifeboat agent run --vault URL [--vault-name NAME] --registration-key-file FILE --site SITE --name HOST --data-dir DIR '
-  + '[--role primary|recovery|azure] [--address A]... [--listen-address A] [--replication-port N]';
+  + '[--role primary|recovery|azure [--guest-rate-kib N (lab: the guest of VMs failed over to Azure)]] [--address A]... [--listen-address A] [--replication-port N]';
 
 /** `agent run`. */
 export const agentRun: Command = async (args, ctx) => {
@@ -32,6 +32,7 @@ export const agentRun: Command = async (args, ctx) => {
     'listen-address': { type: 'string' },
     'replication-port': { type: 'string' },
     'test-frequency-ms': { type: 'string' },
+    'guest-rate-kib': { type: 'string' },
   }, RUN_USAGE);
   const vaultArg = requiredOption(values, 'vault', RUN_USAGE);
   const { url, name: nameInUrl } = splitVaultUrl(vaultArg);
@@ -41,6 +42,7 @@ export const agentRun: Command = async (args, ctx) => {
   if (role !== 'primary' && role !== 'recovery' && role !== 'azure') throw new UsageError(`--role ${role} is not a role`, 'use --role primary, recovery or azure (the lab\'s Azure side)');
   const port = intOption(values, 'replication-port', 0, 65535);
   const frequency = intOption(values, 'test-frequency-ms', 100, 3_600_000);
+  const guestRate = intOption(values, 'guest-rate-kib', 1, 1024 * 1024);
   let stopping = false;
   const agent = await HostAgent.start({
     vaultUrl: url,
@@ -54,6 +56,7 @@ export const agentRun: Command = async (args, ctx) => {
     ...(typeof values['listen-address'] === 'string' ? { listenAddress: values['listen-address'] } : {}),
     ...(port === undefined ? {} : { replicationPort: port }),
     ...(frequency === undefined ? {} : { frequencyOverrideMs: frequency }),
+    ...(guestRate === undefined ? {} : { azureGuestBytesPerSecond: guestRate * 1024 }),
     onFatal: (e) => {
       if (stopping) return;
       stopping = true;

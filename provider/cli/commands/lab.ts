@@ -142,6 +142,7 @@ export const labUp: Command = async (args, ctx) => {
     const pid = spawnDetached([
       'agent', 'run', '--vault', url!, '--vault-name', topology.vault.name, '--registration-key-file', keyFile, '--site', h.site, '--name', h.name,
       '--data-dir', dataDir, '--role', h.role, ...(frequencyMs === undefined || h.role !== 'primary' ? [] : ['--test-frequency-ms', String(frequencyMs)]),
+      ...(h.role === 'azure' ? ['--guest-rate-kib', String(Math.max(1, Math.round(rate / KiB)))] : []),
     ], logFile, dir);
     procs.set(h.name, { name: h.name, kind: 'agent', role: h.role, site: h.site, pid, dataDir, logFile, startedAt: now });
     await save(url!);

@@ -9,7 +9,7 @@
  */
 
 import { canFailover, canTestFailover, isFailedOverUncommitted, type ReplicationState } from '../../states';
-import type { JobRecord, JsonObject } from '../store/records';
+import type { JobRecord, JsonObject, StoredObject } from '../store/records';
 import { keyOf } from '../store/sqlite/sqlite-store';
 import { itemStatus, transitionItem, updateItem, type ItemStatus } from './item-status';
 import { activeJobOf } from './protected-items';
@@ -91,7 +91,8 @@ export function requestFailover(services: VaultServices, jobs: JobStarter, vault
         if (state !== 'FailoverCommitted') throw refuse('protectedItem.notReprotectable', item.name, state, 'reprotect needs a committed failover', 'commit the failover first (lifeboat commit ITEM)');
         break;
     }
-    const type = FAILOVER_JOB_TYPES[op];
+    // Items of azure policies fail back to their primary instead (docs/azure-failover.md §5).
+    const type = op === 'reprotect' && isAzurePolicyItem(services, vault, item) ? 'failback.fromAzure' : FAILOVER_JOB_TYPES[op];
     const job = jobs.createJob(vault, type, { kind: 'protectedItem', name: item.name }, { ...input, ...(point === undefined ? {} : { point }), from: state });
     if (op === 'reprotect') {
       const t = transitionItem(services, vault, item.name, 'Reprotecting', 'reprotect requested');
@@ -140,4 +141,8 @@ export function fenceOrdersFor(services: VaultServices, vault: string, host: str
     });
   }
   return out;
+}
+
+function isAzurePolicyItem(services: VaultServices, vault: string, item: StoredObject): boolean {
+  return services.store.getObject(vault, 'replicationPolicy', String(item.spec.policy))?.spec.target === 'azure';
 }

@@ -2,9 +2,11 @@
 import {
   failoverCommit, failoverPlanned, failoverTest, failoverTestCleanup, failoverUnplanned, protectionDisable, protectionReprotect, protectionEnable, protectionUpdate, resyncRun,
 } from './handlers';
+import { failbackFromAzure } from './handlers/failback-from-azure';
 import type { JobHandler } from './job-handler';
 
 export const JOB_HANDLERS: readonly JobHandler[] = [
   protectionEnable, protectionDisable, protectionUpdate, resyncRun,
   failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit, protectionReprotect,
+  failbackFromAzure,
 ];

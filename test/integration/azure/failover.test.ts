@@ -13,9 +13,11 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BlobClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { AZURITE_ACCOUNT, AZURITE_DEV_KEY } from '../../../provider/cli/lab/lab-azure';
+import { AzureBlobReplicaTarget } from '../../../provider/targets/azure-blob';
 import { TestLab, waitFor } from '../lab/lab-harness';
 
-const DISK = 4 * 1024 * 1024;
+const DISK = 16 * 1024 * 1024;
+const BLOCK = 64 * 1024;
 
 interface AzureVm {
   readonly name: string;
@@ -26,19 +28,19 @@ interface AzureVm {
   readonly publicIp: boolean;
 }
 
-describe('azure: planned failover of a running lab VM to Azure (lab up --azure)', function () {
+describe('azure: planned failover to Azure and failback (lab up --azure)', function () {
   this.timeout(240_000);
   let lab: TestLab | undefined;
 
   before(async () => {
-    lab = await TestLab.up(['--azure', '--disk-mib', '4', '--rate-kib', '128', '--frequency-ms', '500']);
+    lab = await TestLab.up(['--azure', '--disk-mib', '16', '--rate-kib', '16', '--frequency-ms', '500']);
   });
 
   after(async () => {
     await lab?.down();
   });
 
-  it('runs the VM at the azure host from an export equal to the source; commit keeps one point', async () => {
+  it('runs the VM at the azure host from an export equal to the source; commit keeps one point; failback brings back every Azure-side write, sending only the changed blocks', async () => {
     const l = lab!;
     await l.client.putObject('lab', 'networkMappings', 'lab-to-vnet', { source: { site: 'primary', network: 'lab-net' }, target: { azure: true, network: 'dr-vnet', subnet: 'default' } } as never);
     const created = await l.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-azure-policy', targetVm: { azureVmSize: 'Standard_D2s_v5', publicIp: true } } as never);
@@ -82,8 +84,69 @@ describe('azure: planned failover of a running lab VM to Azure (lab up --azure)'
     assert.equal(committed.status.replicationState, 'FailoverCommitted');
     assert.equal((await l.client.recoveryPoints('lab', 'web')).length, 1);
 
-    // The VM runs on the downloaded disk, tracked from its first write.
-    const local = await readFile(path.join(l.dir, 'hosts', 'azure-1', 'lab', 'azure-disks', 'web01', 'disk0.raw'));
-    assert.equal(local.length, DISK);
+    // The VM runs on the downloaded disk and keeps writing; a flushed shutdown makes its disk final.
+    const localFile = path.join(l.dir, 'hosts', 'azure-1', 'lab', 'azure-disks', 'web01', 'disk0.raw');
+    await waitFor('an Azure-side write', async () => (!(await readFile(localFile)).equals(source) ? true : undefined), 60_000, 200);
+    const off = await l.cli(['agent', 'vm', 'shutdown', 'web01', '--host', 'azure-1', '--lab-dir', l.dir]);
+    assert.equal(off.code, 0, off.stderr);
+    const azureFinal = await readFile(localFile);
+    let changedBlocks = 0;
+    for (let at = 0; at < DISK; at += BLOCK) if (!azureFinal.subarray(at, at + BLOCK).equals(source.subarray(at, at + BLOCK))) changedBlocks++;
+    assert.ok(changedBlocks > 0);
+
+    const back = await l.client.reprotect('lab', 'web');
+    assert.equal(back.type, 'failback.fromAzure');
+    await l.jobSucceeds(back.id, 120_000);
+    const protectedAgain = await l.client.getProtectedItem('lab', 'web');
+    assert.equal(protectedAgain.status.replicationState, 'Protected');
+    assert.equal(protectedAgain.status.activeLocation, 'primary');
+    const failback = (protectedAgain.status as unknown as { failback: { delta: boolean; regionBytes: number; bytesReceived: number } }).failback;
+    assert.equal(failback.delta, true);
+    // Every changed block was sent, and nothing but the blocks the Azure-side VM wrote (planned failover: B is empty).
+    assert.ok(failback.regionBytes >= changedBlocks * BLOCK, `${failback.regionBytes} bytes cover fewer than the ${changedBlocks} changed blocks`);
+    assert.ok(failback.bytesReceived <= failback.regionBytes);
+    assert.ok(failback.bytesReceived < DISK / 4, `failback moved ${failback.bytesReceived} of ${DISK} bytes`);
+    const hosts = await l.client.listHosts('lab');
+    assert.ok(!(hosts.find((h) => h.name === 'azure-1')?.status.inventory?.vms ?? []).some((v) => v.name === 'web01'), 'the Azure-side VM is removed');
+
+    // The primary runs again from exactly the Azure-side disk; after its own flushed shutdown and a later cycle, the blob holds it.
+    const restarted = await waitFor('web01 running on primary-1', async () => (await l.client.listHosts('lab')).find((h) => h.name === 'primary-1')?.status.inventory?.vms.find((v) => v.name === 'web01' && v.powerState === 'Running'));
+    assert.ok(restarted !== undefined);
+    const off2 = await l.cli(['agent', 'vm', 'shutdown', 'web01', '--host', 'primary-1', '--lab-dir', l.dir]);
+    assert.equal(off2.code, 0, off2.stderr);
+    const shutAt = Date.now();
+    await waitFor('a cycle after the shutdown', async () => {
+      const st = (await l.client.getProtectedItem('lab', 'web')).status;
+      return st.replicationState === 'Protected' && st.lastReplicatedTime !== undefined && Date.parse(st.lastReplicatedTime) > shutAt ? true : undefined;
+    }, 60_000);
+    // The VM is off and its last writes are in the blob: its file is final (Azurite must keep running to read the blob).
+    const primaryFinal = await l.sourceDisk('primary-1', 'web01');
+    const target = await AzureBlobReplicaTarget.open({ connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_DEV_KEY};BlobEndpoint=${endpointOf(azureVm.disks[0]!.blobUrl)};`, container: 'lab-replicas', createContainer: false });
+    try {
+      const disk = await target.openDisk({ diskId: `${item.uid}/disk0`, sizeBytes: DISK });
+      const points = await disk.listPoints();
+      // Points: the committed one, the Azure-side VM's final disk (P'), then the resumed protection's.
+      const pPrime = await disk.openView(points[1]!.id);
+      assert.ok((await pPrime.read(0, DISK)).equals(azureFinal), 'the blob\'s point after the Azure-side shutdown differs from that VM\'s disk');
+      await pPrime.close();
+      const latest = await disk.openView(points.at(-1)!.id);
+      assert.ok((await latest.read(0, DISK)).equals(primaryFinal), 'the blob differs from the primary after the failback');
+      await latest.close();
+      await disk.close();
+      // Whatever the primary wrote after it restarted, it started from the Azure-side disk: every byte it did not write is that disk's.
+      let fromElsewhere = 0;
+      for (let at = 0; at < DISK; at += BLOCK) {
+        const a = azureFinal.subarray(at, at + BLOCK);
+        if (!primaryFinal.subarray(at, at + BLOCK).equals(a) && source.subarray(at, at + BLOCK).equals(primaryFinal.subarray(at, at + BLOCK)) && !a.equals(source.subarray(at, at + BLOCK))) fromElsewhere++;
+      }
+      assert.equal(fromElsewhere, 0, 'blocks of the Azure-side disk were lost (the primary still has its pre-failover content there)');
+    } finally {
+      await target.close();
+    }
   });
 });
+
+function endpointOf(blobUrl: string): string {
+  const u = new URL(blobUrl);
+  return `${u.protocol}//${u.host}/${AZURITE_ACCOUNT}`;
+}

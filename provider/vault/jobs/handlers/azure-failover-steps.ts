@@ -142,9 +142,12 @@ export async function commitAzureFailover(ctx: StepContext, key = ''): Promise<J
   if (f?.host === undefined || f.diskPoints === undefined) {
     throw new NonRecoverableError('failover.unknown', `item '${c.item.name}' has no record of its failover VM`, { hint: 'run the failover again' });
   }
-  return ctx.runCommand(`${key}azureCommit`, {
+  const r = await ctx.runCommand(`${key}azureCommit`, {
     host: f.host, type: 'azure.commit', payload: { ...itemPayload(c), vmName: f.vm ?? c.spec.vm, point: { ids: f.diskPoints }, disks: disksPayload(c), azure: azurePayload(c) },
   });
+  // A rollback discarded cycles the old primary shipped after the point: failback cannot know them (A) and compares checksums.
+  updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, azureVm: { ...((s as unknown as { azureVm?: JsonObject }).azureVm ?? {}), commitRolledBack: r.rolledBack === true } }));
+  return r;
 }
 
 /** Remove an Azure-side failover VM and its exports. Idempotent. */

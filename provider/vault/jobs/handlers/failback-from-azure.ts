@@ -1,0 +1,129 @@
+/**
+ * `failback.fromAzure` (docs/azure-failover.md §5): the reprotect of an item
+ * that failed over to Azure and committed, done as ASR does a failback in
+ * scenario B — back to the original VM on its primary host, then protected
+ * to Azure again. Started by the reprotect route for items of azure policies
+ * (state `FailoverCommitted` → `Reprotecting` → `Protected`).
+ *
+ * | step | what | commands |
+ * |---|---|---|
+ * | `checkPrerequisites` | the azure host and the primary host connected | — |
+ * | `shutDownAzureVm` | fence the Azure-side VM (flush); its written blocks C go into the page blobs as one cycle (head P' = its disk) | `azure.prepareFailback` |
+ * | `syncPrimary` | the old VM's disk gets the blob's blocks of U = B ∪ C (checksum compare as the fallback); tracked anew, protection to Azure seeded with a resync over U; VM unfenced and started | `azure.failbackSource` |
+ * | `verify` | the seeded resync over U: finds the disk equal to the blob, commits the first point of the new generation | `resync.run` |
+ * | `removeAzureVm` | the Azure-side VM, its disks and exports removed | `azure.removeVm` |
+ * | `complete` | `Protected`, `activeLocation: primary`, `status.failback` | — |
+ *
+ * Idempotent and resumable (commands keyed, each idempotent on its agent).
+ * A failure before `syncPrimary` returns the item to `FailoverCommitted` (the
+ * Azure-side VM stays fenced: run the job again); after it the primary runs
+ * the workload and the item stays `Reprotecting` with `job.failed` (reprotect again).
+ */
+
+import { NonRecoverableError, RecoverableError } from '../../../errors';
+import { itemStatus, transitionItem, updateItem } from '../../control/item-status';
+import type { JsonObject } from '../../store/records';
+import { type JobHandler } from '../job-handler';
+import { azurePayload } from './azure-failover-steps';
+import { isConnected, itemJobHooks, itemPayload, loadItem } from './item-job';
+
+export const failbackFromAzure: JobHandler = {
+  type: 'failback.fromAzure',
+  targetKind: 'protectedItem',
+  steps: [
+    {
+      name: 'checkPrerequisites',
+      title: 'Check the Azure side and the primary host',
+      async run(ctx) {
+        const c = loadItem(ctx);
+        const f = c.status.failover;
+        if (f?.host === undefined || f.vm === undefined) throw new NonRecoverableError('failover.unknown', `item '${c.item.name}' has no record of its failover VM`, { hint: 'run a failover first' });
+        const primary = c.status.sourceHost;
+        if (primary === undefined) throw new NonRecoverableError('failback.noPrimary', `item '${c.item.name}' has no primary host`);
+        for (const h of [f.host, primary]) {
+          if (!isConnected(ctx.services.store.getObject(ctx.job.vault, 'host', h))) {
+            throw new RecoverableError('host.notConnected', `host ${h} is not connected; failback needs the Azure side and the primary`, { hint: `check that the agent on ${h} runs` });
+          }
+        }
+        const rolledBack = (c.status as unknown as { azureVm?: { commitRolledBack?: boolean } }).azureVm?.commitRolledBack === true;
+        ctx.set({ azureHost: f.host, primary, vmName: f.vm, delta: !rolledBack });
+      },
+    },
+    {
+      name: 'shutDownAzureVm',
+      title: 'Shut the Azure-side VM down and write its changes to the blobs',
+      weight: 2,
+      async run(ctx) {
+        const c = loadItem(ctx);
+        const r = await ctx.runCommand('prepareFailback', {
+          host: String(ctx.get('azureHost')), type: 'azure.prepareFailback',
+          payload: { ...itemPayload(c), vmName: String(ctx.get('vmName')), disks: (c.status.disks ?? []) as unknown as JsonObject[], azure: azurePayload(c), job: ctx.job.id },
+        });
+        ctx.set({ regions: r.regions ?? {}, azureRegionBytes: Number(r.regionBytes ?? 0) });
+        // The old VM will run again: no fence order for it any more.
+        updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => (s.failover === undefined ? s : { ...s, failover: { ...s.failover, released: true } }));
+      },
+    },
+    {
+      name: 'syncPrimary',
+      title: 'Bring the primary VM\'s disk to the blobs\' head (only what changed)',
+      weight: 4,
+      async run(ctx) {
+        const c = loadItem(ctx);
+        const site = ctx.services.store.getObject(ctx.job.vault, 'site', c.spec.site);
+        const r = await ctx.runCommand('failbackSource', {
+          host: String(ctx.get('primary')), type: 'azure.failbackSource',
+          payload: {
+            ...itemPayload(c), disks: (c.status.disks ?? []) as unknown as JsonObject[], policy: c.policy as unknown as JsonObject, azure: azurePayload(c),
+            regions: (ctx.get('regions') ?? {}) as JsonObject, pointGenerations: (c.status.failover?.pointGenerations ?? {}) as JsonObject,
+            delta: ctx.get('delta') === true, timeZone: String(site?.spec.timeZone ?? 'UTC'), job: ctx.job.id,
+          },
+        });
+        const failback = { job: ctx.job.id, delta: r.delta === true, regionBytes: Number(r.regionBytes ?? 0), bytesReceived: Number(r.bytesReceived ?? 0), comparedBlocks: Number(r.comparedBlocks ?? 0) };
+        ctx.set({ synced: true });
+        updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, activeLocation: 'primary', failback } as typeof s));
+      },
+    },
+    {
+      name: 'verify',
+      title: 'Compare the changed blocks with the blobs; first point of the resumed protection',
+      weight: 4,
+      async run(ctx) {
+        const c = loadItem(ctx);
+        await ctx.runCommand('verify', { host: String(ctx.get('primary')), type: 'resync.run', payload: itemPayload(c) });
+      },
+    },
+    {
+      name: 'removeAzureVm',
+      title: 'Remove the Azure-side VM and its exports',
+      async run(ctx) {
+        const c = loadItem(ctx);
+        await ctx.runCommand('removeAzureVm', {
+          host: String(ctx.get('azureHost')), type: 'azure.removeVm',
+          payload: { ...itemPayload(c), vmName: String(ctx.get('vmName')), disks: (c.status.disks ?? []) as unknown as JsonObject[], azure: azurePayload(c) },
+        });
+      },
+    },
+    {
+      name: 'complete',
+      title: 'Protected to Azure again',
+      async run(ctx) {
+        const c = loadItem(ctx);
+        if (c.status.replicationState === 'Reprotecting') {
+          transitionItem(ctx.services, ctx.job.vault, c.item.name, 'Protected', `failed back to ${String(ctx.get('primary'))}; replicating to Azure again`, (s) => {
+            const { azureVm: _gone, ...rest } = s as typeof s & { azureVm?: unknown };
+            return { ...rest, activeLocation: 'primary' } as typeof s;
+          });
+        }
+      },
+    },
+  ],
+  ...itemJobHooks(),
+  async compensate(ctx) {
+    const item = ctx.services.store.getObject(ctx.job.vault, 'protectedItem', ctx.job.target.name);
+    if (item === undefined || itemStatus(item).replicationState !== 'Reprotecting') return;
+    if (ctx.get('synced') !== true) {
+      transitionItem(ctx.services, ctx.job.vault, ctx.job.target.name, 'FailoverCommitted', `job ${ctx.job.id} stopped before the primary took the workload back`);
+    }
+  },
+};
