@@ -86,6 +86,22 @@ install_if_changed() {
   fi
 }
 
+# Components with their own dependencies (components/azure-vm: @pulumi/azure-native,
+# kept out of the core's), each installed from its lock file, stamped like the root's.
+ensure_component_deps() {
+  local dir stamp
+  for dir in components/*/; do
+    [ -f "$dir/package-lock.json" ] || continue
+    stamp="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -c1-16)-$(node -v)"
+    if [ "$(cat "$dir/node_modules/.lifeboat-stamp" 2>/dev/null)" != "$stamp" ]; then
+      log "installing npm dependencies of $dir (npm ci)"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$stamp" > "$dir/node_modules/.lifeboat-stamp"
+    fi
+  done
+}
+
 ensure_node
 ensure_npm_deps
+ensure_component_deps
 ensure_pulumi
