@@ -318,6 +318,9 @@ export class AzureReplicaDisk implements ReplicaDisk {
     } catch (e) {
       if (!isNotFound(e)) await azureCall(what, () => Promise.reject(e));
     }
+    // A commit whose reply was lost may have made its snapshot: ask the service, not memory.
+    await this.loadSnapshots();
+    this.nextCycle = Math.max(this.nextCycle, (this.head?.cycle ?? 0) + 1);
     if (props !== undefined) {
       const m = props.metadata ?? {};
       const cycle = Number(m.lbcycle);
@@ -505,7 +508,14 @@ export class AzureReplicaDisk implements ReplicaDisk {
     const meta = c.meta;
     const kind = meta.point ?? 'head';
     const metadata = { lbcycle: String(c.cycle), lbseq: String(meta.seq), lbgeneration: metaEncode(meta.generation), lbtime: String(meta.time), lbkind: kind };
-    const r = await azureCall(`commit cycle seq ${meta.seq} of disk ${this.diskId}`, () => this.base.createSnapshot({ metadata }));
+    let r;
+    try {
+      r = await azureCall(`commit cycle seq ${meta.seq} of disk ${this.diskId}`, () => this.base.createSnapshot({ metadata }));
+    } catch (e) {
+      // The snapshot may exist although the reply was lost: the next step reloads the snapshots before anything else.
+      this.needsRestore = true;
+      throw e;
+    }
     if (r.snapshot === undefined) throw new ReplicaStateError('replica.corrupt', 'Azure returned no snapshot id', { hint: 'Retry the cycle.' });
     // Committed (A1).
     const previous = this.head;
@@ -543,8 +553,15 @@ export class AzureReplicaDisk implements ReplicaDisk {
       await c.quiesce();
       c.dropQueued();
       if (this.needsRestore) await this.restore();
-      c.status = 'aborted';
       if (this.openCycle === c) this.openCycle = undefined;
+      if (this.snaps.some((x) => x.cycle === c.cycle)) {
+        // Its snapshot was made although the commit failed (the reply was lost): it is committed (target.ts).
+        c.status = 'committed';
+        throw new ReplicaStateError('cycle.alreadyApplied', `Cycle seq ${c.meta.seq} was committed although its commit reported a failure`, {
+          details: { diskId: this.diskId, seq: c.meta.seq }, hint: 'Resume shipping after appliedSeq (state()).',
+        });
+      }
+      c.status = 'aborted';
     });
   }
 
@@ -781,8 +798,9 @@ export class AzureReplicaDisk implements ReplicaDisk {
       if (this.needsRestore && (this.openCycle === undefined || this.openCycle.status !== 'open')) {
         await this.openCycle?.quiesce();
         await this.restore();
-        if (this.openCycle !== undefined) {
-          this.openCycle.status = 'aborted';
+        const c = this.openCycle;
+        if (c !== undefined) {
+          c.status = this.snaps.some((x) => x.cycle === c.cycle) ? 'committed' : 'aborted';
           this.openCycle = undefined;
         }
       }

@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { BlobServiceClient } from '@azure/storage-blob';
+import { BlobServiceClient, PageBlobClient } from '@azure/storage-blob';
 import { ManualClock } from '../../../../provider/clock';
 import { LifeboatError } from '../../../../provider/errors';
 import { type RetryReport, Retrier } from '../../../../provider/replication/retry';
@@ -251,6 +251,37 @@ describe('AzureBlobReplicaTarget on Azurite: configuration, errors, index, outag
       assert.ok(!(await journal.exists()));
       assert.ok((await readAll(d3, p.id)).equals(data));
       assert.deepEqual((await d3.hashBlocks(SIZE, 0, 1)).digests, digestsOf(data, SIZE));
+    });
+  });
+
+  describe('a commit whose reply is lost (§5)', () => {
+    it('counts as committed: abort says cycle.alreadyApplied, the point is listed and exact, nothing is undone', async () => {
+      const t = await open({ batchBytes: 128 * KiB });
+      const disk = await t.openDisk({ diskId: 'd', sizeBytes: SIZE });
+      const data = patternBytes(SIZE, 51);
+      const w = await disk.beginCycle({ generation: 'g1', seq: 1, time: 10, point: 'appConsistent' });
+      await w.write(0, data);
+      // Fault injection: the snapshot is made, then the connection drops before the reply.
+      const original = PageBlobClient.prototype.createSnapshot;
+      PageBlobClient.prototype.createSnapshot = async function (this: PageBlobClient, ...args: Parameters<PageBlobClient['createSnapshot']>) {
+        PageBlobClient.prototype.createSnapshot = original;
+        await original.apply(this, args);
+        throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+      };
+      try {
+        await rejectsWith(w.commit(), 'recoverable', 'azure.network');
+      } finally {
+        PageBlobClient.prototype.createSnapshot = original;
+      }
+      await rejectsWith(w.abort(), 'nonRecoverable', 'cycle.alreadyApplied');
+      const s = await disk.state();
+      assert.equal(s.appliedSeq, 1);
+      assert.equal(s.points.length, 1);
+      assert.equal(s.points[0]!.kind, 'appConsistent');
+      assert.ok((await readAll(disk, s.points[0]!.id)).equals(data));
+      assert.deepEqual((await disk.hashBlocks(SIZE, 0, 1)).digests, digestsOf(data, SIZE));
+      assert.equal(disk.stats().restores, 0);
+      await rejectsWith(disk.beginCycle({ generation: 'g1', seq: 1, time: 10 }), 'nonRecoverable', 'cycle.alreadyApplied');
     });
   });
 
