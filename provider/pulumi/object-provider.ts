@@ -6,6 +6,7 @@
  * outputs), DELETE to delete.
  */
 
+import { withAzureSecrets } from './policy-secrets';
 import type * as pulumi from '@pulumi/pulumi';
 import { isNotFound, type Collection, type JsonObject, type ObjectEnvelope } from '../client';
 import { LifeboatError } from '../errors';
@@ -69,7 +70,7 @@ export function objectProvider(kind: ObjectKind, ctx: ProviderContext): pulumi.d
   const connect = (): ResolvedConnection => resolveConnection(ctx.sources);
   const outputs = (inputs: Props, env: ObjectEnvelope, adopted: boolean): Props => ({
     ...pick(inputs, CONTROL_KEYS),
-    ...pick(env.spec, kind.specKeys),
+    ...withAzureSecrets(pick(env.spec, kind.specKeys), inputs),
     uid: env.uid,
     adopted,
   });
@@ -116,7 +117,7 @@ export function objectProvider(kind: ObjectKind, ctx: ProviderContext): pulumi.d
       // An empty id tells the engine the object is gone.
       if (env === undefined) return {};
       // The live spec also becomes the inputs, so a refresh records the drift and the next `up` shows it against the program.
-      return { id, props: outputs(p, env, p.adopted === true), inputs: { ...pick(p, CONTROL_KEYS), ...pick(env.spec, kind.specKeys) } };
+      return { id, props: outputs(p, env, p.adopted === true), inputs: { ...pick(p, CONTROL_KEYS), ...withAzureSecrets(pick(env.spec, kind.specKeys), p) } };
     },
     async update(_id, olds, news) {
       const env = await connect().client.putObject(str(news, 'vault'), kind.collection, str(news, 'name'), pick(news, kind.specKeys) as JsonObject);

@@ -25,6 +25,10 @@ export interface AzureStorageArgs {
   readonly subscriptionId?: string;
   readonly resourceGroup?: string;
   readonly region?: string;
+  /** Secret: the account key. Pass it as a Pulumi secret; the vault seals it and never answers it. @default none (or connectionString) */
+  readonly accountKey?: string;
+  /** Secret: a connection string instead of the key. @default none */
+  readonly connectionString?: string;
 }
 
 /** A source site or cloud (`hq`, `vmm01/GoldCloud`) and its target (none for azure). */
