@@ -18,8 +18,8 @@ const examples = readdirSync(EXAMPLES, { withFileTypes: true }).filter((d) => d.
 describe('examples: programs compile and protection files validate', function () {
   this.timeout(120_000);
 
-  it('there are the three examples of the issue', () => {
-    assert.deepEqual(examples, ['gitops', 'secondary-site', 'yaml-declared']);
+  it('there are the examples of the issues (issue 7 added azure)', () => {
+    assert.deepEqual(examples, ['azure', 'gitops', 'secondary-site', 'yaml-declared']);
   });
 
   for (const name of examples) {
