@@ -3,7 +3,7 @@
  * (docs/azure-target.md §10): network, throttling and 5xx are recoverable;
  * authentication, authorisation and other refusals are not.
  */
-import { LifeboatError, NonRecoverableError, RecoverableError } from '../../errors';
+import { BugError, LifeboatError, NonRecoverableError, RecoverableError } from '../../errors';
 
 interface RestErrorLike {
   readonly statusCode?: number;
@@ -48,6 +48,9 @@ export function classifyAzureError(e: unknown, what: string): LifeboatError {
   const { statusCode, code, message } = restFields(e);
   const first = (message ?? String(e)).split('\n')[0]!.slice(0, 300);
   const details = { ...(statusCode === undefined ? {} : { statusCode }), ...(code === undefined ? {} : { storageCode: code }) };
+  if (statusCode === undefined && !isTransportFailure(e)) {
+    return new BugError('azure.unexpected', `Unexpected failure (${what}): ${first}`, { cause: e, details, hint: 'Report it: this is not a storage or network error.' });
+  }
   if (statusCode === undefined) {
     return new RecoverableError('azure.network', `Azure Storage unreachable (${what}): ${first}`, {
       cause: e, details, hint: 'Check the network path to the storage account endpoint; replication retries on its schedule.',
@@ -76,6 +79,13 @@ export function classifyAzureError(e: unknown, what: string): LifeboatError {
   return new NonRecoverableError('azure.requestRejected', `Azure Storage rejected the request (${what}): HTTP ${statusCode} ${code ?? ''}: ${first}`, {
     cause: e, details, hint: 'An unexpected refusal; check the storage account settings. Report it if it persists.',
   });
+}
+
+/** An SDK request that got no response: the SDK's RestError without status, or a socket/DNS/timeout error. */
+function isTransportFailure(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const r = e as Record<string, unknown>;
+  return r.name === 'RestError' || r.name === 'AbortError' || r.name === 'TimeoutError' || (typeof r.code === 'string' && /^E[A-Z_]+$/.test(r.code));
 }
 
 /** Run `fn`, classifying any failure as a request described by `what`. */
