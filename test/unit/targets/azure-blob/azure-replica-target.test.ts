@@ -254,6 +254,44 @@ describe('AzureBlobReplicaTarget on Azurite: configuration, errors, index, outag
     });
   });
 
+  describe('the failover surface (§8, §12)', () => {
+    it('exportPoint writes a standalone fixed VHD equal to the point; the replica and its points go on untouched', async () => {
+      const container = `unit-${++n}`;
+      const t = await open({}, container);
+      const size = 1536 * KiB; // not a whole MiB: the VHD is rounded up, the padding reads zeros
+      const disk = await t.openDisk({ diskId: 'vm1/d0', sizeBytes: size });
+      const a = patternBytes(size, 61);
+      let w = await disk.beginCycle({ generation: 'g1', seq: 1, time: 10, point: 'crashConsistent' });
+      await w.write(0, a);
+      const p1 = (await w.commit())!;
+      w = await disk.beginCycle({ generation: 'g1', seq: 2, time: 20, point: 'crashConsistent' });
+      await w.write(4096, patternBytes(8192, 62));
+      const p2 = (await w.commit())!;
+      const latest = await disk.materialise(p2.id);
+      assert.equal(latest.zeroCopy, true);
+      assert.equal(latest.location, disk.url);
+
+      const exp = await disk.exportPoint(p1.id, 'vm1-failover');
+      assert.equal(exp.zeroCopy, false);
+      const blob = new PageBlobClient(exp.location, BlobServiceClient.fromConnectionString(azurite.connectionString).credential);
+      const props = await blob.getProperties();
+      assert.equal(props.contentLength, 2 * 1024 * KiB + 512, 'virtual size rounded up to a whole MiB, plus the footer');
+      const bytes = await blob.downloadToBuffer();
+      assert.ok(bytes.subarray(0, size).equals(a), 'the export is the point');
+      assert.ok(bytes.subarray(size, 2048 * KiB).equals(Buffer.alloc(2048 * KiB - size)), 'padding reads zeros');
+      const { decodeVhdFooter } = await import('../../../../provider/targets/azure-blob');
+      assert.equal(decodeVhdFooter(bytes.subarray(bytes.length - 512)).sizeBytes, 2048 * KiB);
+      // Writing the export (a VM running from it) changes neither the point nor the replica.
+      await blob.uploadPages(Buffer.alloc(512, 0xab), 0, 512);
+      assert.ok((await readAll(disk, p1.id)).equals(a));
+      assert.deepEqual((await disk.state()).points, [p1, p2]);
+      await t.deleteExport('vm1-failover');
+      await t.deleteExport('vm1-failover');
+      assert.equal(await blob.exists(), false);
+      assert.deepEqual(await t.listDisks(), ['vm1/d0'], 'exports are not disks');
+    });
+  });
+
   describe('a commit whose reply is lost (§5)', () => {
     it('counts as committed: abort says cycle.alreadyApplied, the point is listed and exact, nothing is undone', async () => {
       const t = await open({ batchBytes: 128 * KiB });
