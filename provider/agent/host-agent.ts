@@ -72,6 +72,8 @@ export interface HostAgentOptions {
   readonly azureGuestBytesPerSecond?: number;
   /** Copy frequency for every item instead of the policy's. Test and lab use only. @default the policy's */
   readonly frequencyOverrideMs?: number;
+  /** Unit of the replication retry schedule instead of a minute. Test and lab use only. @default one minute */
+  readonly retryUnitMs?: number;
   /** How often item reports go out besides on changes. @default 5 s */
   readonly reportIntervalMs?: number;
   /** Long-poll wait. @default 20 s */
@@ -342,6 +344,7 @@ export class HostAgent {
       itemsDir: this.paths.itemsDir,
       clock: this.clock,
       ...(this.o.frequencyOverrideMs === undefined ? {} : { frequencyOverrideMs: this.o.frequencyOverrideMs }),
+      ...(this.o.retryUnitMs === undefined ? {} : { retryUnitMs: this.o.retryUnitMs }),
       onChange: () => this.changed(),
       log: this.log,
       azureCredentials: (item) => this.channel.storageCredentials(item),

@@ -57,6 +57,11 @@ export interface SourceItemOptions {
    */
   readonly frequencyOverrideMs?: number;
   /**
+   * The retry schedule's unit instead of a minute (1, 2, 4, 8, 10 units, then
+   * every 30). Test and lab use only (`--test-retry-ms`). @default one minute
+   */
+  readonly retryUnitMs?: number;
+  /**
    * Fetches the storage credentials of an azure relationship from the vault.
    * @default none: azure relationships stop with `agent.azureUnavailable`
    */
@@ -518,6 +523,7 @@ export class SourceItem {
             // The vault schedules automatic resyncs in the policy's window (resync.run).
             automaticResync: false,
             what: `${r.item}/${slot.disk.id}`,
+            ...(this.o.retryUnitMs === undefined ? {} : { retry: { schedule: [1, 2, 4, 8, 10].map((n) => n * this.o.retryUnitMs!), steadyMs: 30 * this.o.retryUnitMs } }),
             onStatus: (st) => {
               const before = slot.status;
               slot.status = st;

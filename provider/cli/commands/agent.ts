@@ -33,6 +33,7 @@ export const agentRun: Command = async (args, ctx) => {
     'replication-port': { type: 'string' },
     'test-frequency-ms': { type: 'string' },
     'guest-rate-kib': { type: 'string' },
+    'test-retry-ms': { type: 'string' },
   }, RUN_USAGE);
   const vaultArg = requiredOption(values, 'vault', RUN_USAGE);
   const { url, name: nameInUrl } = splitVaultUrl(vaultArg);
@@ -43,6 +44,7 @@ export const agentRun: Command = async (args, ctx) => {
   const port = intOption(values, 'replication-port', 0, 65535);
   const frequency = intOption(values, 'test-frequency-ms', 100, 3_600_000);
   const guestRate = intOption(values, 'guest-rate-kib', 1, 1024 * 1024);
+  const retryUnit = intOption(values, 'test-retry-ms', 10, 60_000);
   let stopping = false;
   const agent = await HostAgent.start({
     vaultUrl: url,
@@ -57,6 +59,7 @@ export const agentRun: Command = async (args, ctx) => {
     ...(port === undefined ? {} : { replicationPort: port }),
     ...(frequency === undefined ? {} : { frequencyOverrideMs: frequency }),
     ...(guestRate === undefined ? {} : { azureGuestBytesPerSecond: guestRate * 1024 }),
+    ...(retryUnit === undefined ? {} : { retryUnitMs: retryUnit }),
     onFatal: (e) => {
       if (stopping) return;
       stopping = true;

@@ -46,7 +46,7 @@ import { azuriteDir, azuriteEndpoint, freePort, LAB_AZURE_POLICY, labAzurePolicy
 import { isAlive, spawnDetached, stopProcess } from '../lab/processes';
 import { ago, json, table } from '../output';
 
-const UP_USAGE = 'lifeboat lab up [--dir DIR] [--protection FILE] [--azure] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--timeout SECONDS]';
+const UP_USAGE = 'lifeboat lab up [--dir DIR] [--protection FILE] [--azure] [--disk-mib N] [--rate-kib N] [--frequency-ms N (test only)] [--retry-ms N (test only)] [--timeout SECONDS]';
 
 /** A protection lab's defaults: small disks and quick cycles, so the demo and CI stay short. */
 const PROTECTION_DISK_MIB = 16;
@@ -56,7 +56,7 @@ const DOWN_USAGE = 'lifeboat lab down [--dir DIR] [--timeout SECONDS] [--purge]'
 
 export const labUp: Command = async (args, ctx) => {
   const { values } = parse(args, {
-    dir: { type: 'string' }, protection: { type: 'string' }, azure: { type: 'boolean' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, timeout: { type: 'string' },
+    dir: { type: 'string' }, protection: { type: 'string' }, azure: { type: 'boolean' }, 'disk-mib': { type: 'string' }, 'rate-kib': { type: 'string' }, 'frequency-ms': { type: 'string' }, 'retry-ms': { type: 'string' }, timeout: { type: 'string' },
   }, UP_USAGE);
   const dir = path.resolve(ctx.cwd, (values.dir as string | undefined) ?? DEFAULT_LAB_DIR);
   const previous = await readLabState(dir);
@@ -67,6 +67,8 @@ export const labUp: Command = async (args, ctx) => {
   const diskBytes = (intOption(values, 'disk-mib', 1, 1024 * 1024) ?? (fromFile ? PROTECTION_DISK_MIB : 64)) * MiB;
   const rate = (intOption(values, 'rate-kib', 1, 1024 * 1024) ?? 64) * KiB;
   const frequencyOption = intOption(values, 'frequency-ms', 100, 3_600_000);
+  // Test only: the agents' retry unit instead of a minute (not kept across restarts).
+  const retryMs = intOption(values, 'retry-ms', 10, 60_000);
   const timeoutMs = (intOption(values, 'timeout', 1, 3600) ?? 60) * 1000;
   const deadline = Date.now() + timeoutMs;
   await mkdir(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
@@ -143,6 +145,7 @@ export const labUp: Command = async (args, ctx) => {
       'agent', 'run', '--vault', url!, '--vault-name', topology.vault.name, '--registration-key-file', keyFile, '--site', h.site, '--name', h.name,
       '--data-dir', dataDir, '--role', h.role, ...(frequencyMs === undefined || h.role !== 'primary' ? [] : ['--test-frequency-ms', String(frequencyMs)]),
       ...(h.role === 'azure' ? ['--guest-rate-kib', String(Math.max(1, Math.round(rate / KiB)))] : []),
+      ...(retryMs === undefined || h.role !== 'primary' ? [] : ['--test-retry-ms', String(retryMs)]),
     ], logFile, dir);
     procs.set(h.name, { name: h.name, kind: 'agent', role: h.role, site: h.site, pid, dataDir, logFile, startedAt: now });
     await save(url!);
