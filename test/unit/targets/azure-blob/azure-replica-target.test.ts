@@ -10,7 +10,7 @@ import { BlobServiceClient, PageBlobClient } from '@azure/storage-blob';
 import { ManualClock } from '../../../../provider/clock';
 import { LifeboatError } from '../../../../provider/errors';
 import { type RetryReport, Retrier } from '../../../../provider/replication/retry';
-import { AzureBlobReplicaTarget, type AzureBlobReplicaTargetOptions, containerClientOf, type AzureReplicaDisk } from '../../../../provider/targets/azure-blob';
+import { AzureBlobReplicaTarget, type AzureBlobReplicaTargetOptions, containerClientOf, type AzureReplicaDisk, decodeVhdFooter } from '../../../../provider/targets/azure-blob';
 import { KiB, MINUTE } from '../../../../provider/units';
 import { Azurite, AZURITE_ACCOUNT, AZURITE_KEY } from '../../../support/azurite';
 import { patternBytes, rejectsWith } from '../conformance';
@@ -279,7 +279,6 @@ describe('AzureBlobReplicaTarget on Azurite: configuration, errors, index, outag
       const bytes = await blob.downloadToBuffer();
       assert.ok(bytes.subarray(0, size).equals(a), 'the export is the point');
       assert.ok(bytes.subarray(size, 2048 * KiB).equals(Buffer.alloc(2048 * KiB - size)), 'padding reads zeros');
-      const { decodeVhdFooter } = await import('../../../../provider/targets/azure-blob');
       assert.equal(decodeVhdFooter(bytes.subarray(bytes.length - 512)).sizeBytes, 2048 * KiB);
       // Writing the export (a VM running from it) changes neither the point nor the replica.
       await blob.uploadPages(Buffer.alloc(512, 0xab), 0, 512);
