@@ -441,7 +441,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
     });
   }
 
-  /** §5 step 3, under the lock: lay the queued writes over whole blocks, write pages, keep the blocks' index entries. */
+  /** §5 step 2, under the lock or queued behind the previous flush: lay the queued writes over whole blocks, write pages, keep the blocks' index entries. */
   private async flush(c: AzureCycleWriter, blocks: readonly QueuedBlock[]): Promise<void> {
     if (blocks.length === 0) return;
     const what = `write cycle seq ${c.meta.seq} of disk ${this.diskId}`;
@@ -501,7 +501,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
     }));
   }
 
-  /** §5 step 4–5, under the lock. */
+  /** §5 steps 3–4, under the lock. */
   private async commitCycle(c: AzureCycleWriter): Promise<RecoveryPointInfo | undefined> {
     await c.settle();
     await this.flush(c, c.takeQueued());

@@ -18,7 +18,7 @@ export interface AzureBlobReplicaTargetOptions extends AzureBlobTargetConfig {
   readonly writeConcurrency?: number;
   /** Reads in flight (read-modify-write, index checks, views). @default 8 */
   readonly readConcurrency?: number;
-  /** Bytes of whole blocks a cycle queues before writing them (§5 step 3). @default 16 MiB */
+  /** Bytes of whole blocks a cycle queues before writing them (§5 step 2). @default 16 MiB */
   readonly batchBytes?: number;
   /** Fraction of the blocks of an index answer read back to verify it (§9); at least one block per call. @default 1/64 */
   readonly verifySampleFraction?: number;
