@@ -6,7 +6,8 @@
  * 1. Writing into a fresh sparse file (new page-cache pages) in 1 MiB pieces
  *    against 128 KiB pieces (`cp`'s size), with `fs.writeSync`.
  * 2. SHA-256 digests of 4 KiB blocks with one asynchronous read per block
- *    (what `HostReplicaDisk.hashBlocks` does for blocks under 1 MiB) against
+ *    (what `HostReplicaDisk.hashBlocks` did for blocks under 1 MiB before it
+ *    read 4 MiB spans) against
  *    1 MiB reads hashed block by block.
  *
  * No target: these are references. Knobs: BENCH_WRITE_MIB, BENCH_HASH_MIB,
