@@ -90,6 +90,7 @@ describe('vault API: authentication', () => {
       'GET /v1/vaults/{vault}/hosts/{host}/commands',
       'POST /v1/vaults/{vault}/hosts/{host}/commands/{id}',
       'POST /v1/vaults/{vault}/hosts/{host}/heartbeat',
+      'POST /v1/vaults/{vault}/hosts/{host}/items/{item}/storageCredentials',
       'POST /v1/vaults/{vault}/hosts/{host}/reports',
     ]);
     const before = h.databaseSnapshot();

@@ -27,6 +27,7 @@ const EXPECTED = [
   'POST /v1/vaults/{vault}/hosts/{host}/heartbeat',
   'GET /v1/vaults/{vault}/hosts/{host}/commands',
   'POST /v1/vaults/{vault}/hosts/{host}/commands/{id}',
+  'POST /v1/vaults/{vault}/hosts/{host}/items/{item}/storageCredentials',
   'POST /v1/vaults/{vault}/hosts/{host}/reports',
 ].sort();
 
