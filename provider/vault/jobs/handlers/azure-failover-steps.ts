@@ -61,7 +61,7 @@ export function azureNics(ctx: StepContext, c: ItemContext, source: string, test
     const m = mappings.find((x) => String(x.sourceNetwork).toLowerCase() === n.toLowerCase());
     const target = test ? m?.testNetwork : m?.targetNetwork;
     if (m === undefined || target === undefined) {
-      throw new NonRecoverableError('network.notMapped', `network '${n}' of VM '${c.spec.vm}' has no ${test ? 'test network in its' : ''} mapping to an Azure virtual network`, {
+      throw new NonRecoverableError('network.notMapped', `network '${n}' of VM '${c.spec.vm}' has no ${test ? 'test network in its mapping' : 'mapping'} to an Azure virtual network`, {
         hint: `PUT a networkMapping from ${c.spec.site}/${n} to an Azure virtual network (target.azure: true, subnet)${test ? ' with a testNetwork' : ''}, then run the failover again`,
       });
     }
