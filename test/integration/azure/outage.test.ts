@@ -5,14 +5,18 @@
  * (`azure.network`, health Warning) and retries on the policy's schedule
  * (run with a 200 ms unit instead of a minute: `--retry-ms`); once Azurite
  * is back, replication converges with nothing lost: after a flushed
- * shutdown and a later cycle, the blob equals the source.
+ * shutdown and a later cycle, the blob equals the source. Then the account's
+ * key is rotated (Azurite restarted with another key): the key the vault holds
+ * is refused, non-recoverably, and the item turns Critical with the hint to
+ * update the key, and no key in it.
  */
 
 import { strict as assert } from 'node:assert';
 import { AZURITE_ACCOUNT, AZURITE_DEV_KEY, azuriteEndpoint } from '../../../provider/cli/lab/lab-azure';
 import { type ProtectedItemStatus } from '../../../provider/client';
 import { AzureBlobReplicaTarget } from '../../../provider/targets/azure-blob';
-import { TestLab, waitFor } from '../lab/lab-harness';
+import { randomBytes } from 'node:crypto';
+import { lifeboat, TestLab, waitFor } from '../lab/lab-harness';
 
 const DISK = 4 * 1024 * 1024;
 
@@ -70,5 +74,24 @@ describe('azure: Azurite stopped mid-protection (lab up --azure)', function () {
     } finally {
       await target.close();
     }
+  });
+
+  it('a key the account no longer accepts makes the item Critical with azure.authenticationFailed and a hint, never a key', async () => {
+    const l = lab!;
+    await l.stop('azurite');
+    const rotated = randomBytes(64).toString('base64');
+    const up = await lifeboat(['lab', 'up', '--dir', l.dir], { env: { PATH: process.env.PATH, HOME: process.env.HOME, AZURITE_ACCOUNTS: `${AZURITE_ACCOUNT}:${rotated}` } });
+    assert.equal(up.code, 0, up.stderr);
+    const on = await l.cli(['agent', 'vm', 'start', 'web01', '--host', 'primary-1', '--lab-dir', l.dir]);
+    assert.equal(on.code, 0, on.stderr);
+    const critical = await waitFor('the item to turn Critical', async () => {
+      const s = (await l.client.getProtectedItem('lab', 'web')).status;
+      return s.health === 'Critical' ? s : undefined;
+    }, 60_000);
+    const text = JSON.stringify(critical);
+    assert.match(text, /azure\.authenticationFailed/);
+    // The operator's next step is in the hint (the account is named by the enable-time check; the cycle's message names the disk).
+    assert.match(text, /rotated key must be updated/);
+    assert.ok(!text.includes(AZURITE_DEV_KEY) && !text.includes(rotated), 'a key appears in the item status');
   });
 });
