@@ -40,7 +40,7 @@ describe('azure: planned failover to Azure and failback (lab up --azure)', funct
     await lab?.down();
   });
 
-  it('runs the VM at the azure host from an export equal to the source; commit keeps one point; failback brings back every Azure-side write, sending only the changed blocks', async () => {
+  it('runs the VM at the azure host from an export equal to the source; commit keeps one point; failback brings back every Azure-side write, sending only the changed blocks; an unplanned failover after it starts from the primary\'s disk', async () => {
     const l = lab!;
     await l.client.putObject('lab', 'networkMappings', 'lab-to-vnet', { source: { site: 'primary', network: 'lab-net' }, target: { azure: true, network: 'dr-vnet', subnet: 'default' } } as never);
     const created = await l.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-azure-policy', targetVm: { azureVmSize: 'Standard_D2s_v5', publicIp: true } } as never);
@@ -143,6 +143,16 @@ describe('azure: planned failover to Azure and failback (lab up --azure)', funct
     } finally {
       await target.close();
     }
+
+    // A second round, unplanned this time (the primary is off and in step): the Azure-side VM starts from the latest point, equal to the primary's disk.
+    const unplanned = await l.client.failover('lab', 'web', { type: 'unplanned', point: 'latest' } as never);
+    await l.jobSucceeds(unplanned.id, 120_000);
+    const again = (await l.client.getProtectedItem('lab', 'web')).status as unknown as { replicationState: string; azureVm: AzureVm };
+    assert.equal(again.replicationState, 'FailedOver');
+    const second = await new BlobClient(again.azureVm.disks[0]!.blobUrl, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_DEV_KEY)).downloadToBuffer();
+    assert.ok(second.subarray(0, DISK).equals(primaryFinal), 'the second export differs from the primary\'s disk');
+    await l.jobSucceeds((await l.client.commitFailover('lab', 'web')).id);
+    assert.equal((await l.client.getProtectedItem('lab', 'web')).status.replicationState, 'FailoverCommitted');
   });
 });
 
