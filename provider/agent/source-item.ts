@@ -195,6 +195,20 @@ export class SourceItem {
    * non-recoverable error, or the signal's reason.
    */
   async resync(reason: string, signal: AbortSignal, progress: (percent: number, message: string) => void): Promise<void> {
+    if (this.recordValue.target.kind === 'azure' && this.target !== undefined && this.slots.some((s) => s.status?.health === 'Critical')) {
+      // A key the account refused: open the blobs again with the credentials the vault holds now (docs/azure-failover.md §3).
+      await this.stopLoops();
+      for (const s of this.slots) {
+        await s.replica?.close().catch(() => undefined);
+        s.replica = undefined;
+        s.status = undefined;
+      }
+      await this.target.close().catch(() => undefined);
+      this.target = undefined;
+      await this.activation?.catch(() => undefined);
+      this.activation = undefined;
+      this.start(this.recordValue);
+    }
     if (this.blocked !== undefined) this.activate();
     if (this.slots.some((s) => s.status?.health === 'Critical' && s.status.stuck === undefined)) {
       // Loops stopped by a non-recoverable error start again from their progress files.

@@ -76,7 +76,7 @@ describe('azure: Azurite stopped mid-protection (lab up --azure)', function () {
     }
   });
 
-  it('a key the account no longer accepts makes the item Critical with azure.authenticationFailed and a hint, never a key', async () => {
+  it('a key the account no longer accepts makes the item Critical with azure.authenticationFailed and a hint, never a key; the new key and a resync bring it back', async () => {
     const l = lab!;
     await l.stop('azurite');
     const rotated = randomBytes(64).toString('base64');
@@ -93,5 +93,17 @@ describe('azure: Azurite stopped mid-protection (lab up --azure)', function () {
     // The operator's next step is in the hint (the account is named by the enable-time check; the cycle's message names the disk).
     assert.match(text, /rotated key must be updated/);
     assert.ok(!text.includes(AZURITE_DEV_KEY) && !text.includes(rotated), 'a key appears in the item status');
+
+    // The operator gives the policy the new key and asks for a resync: the agent opens the blobs with it and catches up.
+    const policy = await l.client.getObject('lab', 'replicationPolicies', 'lab-azure-policy');
+    const spec = policy.spec as { azure: Record<string, unknown> };
+    await l.client.putObject('lab', 'replicationPolicies', 'lab-azure-policy', { ...policy.spec, azure: { ...spec.azure, accountKey: rotated } } as never);
+    const fixedAt = Date.now();
+    const resync = await l.client.resyncProtectedItem('lab', 'web');
+    await l.jobSucceeds(resync.id, 60_000);
+    await waitFor('Normal again with a point after the new key', async () => {
+      const s = (await l.client.getProtectedItem('lab', 'web')).status;
+      return s.health === 'Normal' && s.lastReplicatedTime !== undefined && Date.parse(s.lastReplicatedTime) > fixedAt ? true : undefined;
+    }, 60_000);
   });
 });
