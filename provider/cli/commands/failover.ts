@@ -89,7 +89,9 @@ export const reprotect: Command = (args, ctx) => runJob(args, ctx, REPROTECT_USA
  * `failback ITEM`: for an item protected in the reverse direction (its
  * workload at the recovery site), a planned failover back, its commit and a
  * reprotect, restoring the original direction. Exit 1 at the first job that
- * does not succeed (the item is then where that job left it).
+ * does not succeed (the item is then where that job left it). An item of an
+ * azure policy whose failover is committed fails back in one job
+ * (`failback.fromAzure`, started through reprotect).
  */
 export const failback: Command = async (args, ctx) => {
   const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION }, FAILBACK_USAGE, 1);
@@ -103,6 +105,13 @@ export const failback: Command = async (args, ctx) => {
   } catch (e) {
     if (isNotFound(e)) throw new NotFoundError('protectedItem.notFound', `vault ${c.vault} has no protected item ${item}`, 'list them with `lifeboat status`');
     throw e;
+  }
+  // Items of azure policies fail back in one job, started by reprotect (docs/azure-failover.md §5).
+  const policy = await c.client.getObject(c.vault, 'replicationPolicies', (await c.client.getProtectedItem(c.vault, item)).spec.policy).catch(() => undefined);
+  if (policy?.spec.target === 'azure' && status.activeLocation === 'recovery' && status.replicationState === 'FailoverCommitted') {
+    const job = await c.client.reprotect(c.vault, item);
+    if (format !== 'json') ctx.out.line(`failback from Azure of ${item}: job ${job.id}`);
+    return watchJobs(ctx, c.client, c.vault, { id: job.id, format });
   }
   if (status.activeLocation !== 'recovery' || status.replicationState !== 'Protected') {
     throw new LifeboatError('failback.notApplicable', 'nonRecoverable', `item ${item} is ${status.replicationState} with its workload at the ${status.activeLocation ?? 'primary'} site; failback needs it Protected in the reverse direction`, {

@@ -94,9 +94,12 @@ describe('azure: planned failover to Azure and failback (lab up --azure)', funct
     for (let at = 0; at < DISK; at += BLOCK) if (!azureFinal.subarray(at, at + BLOCK).equals(source.subarray(at, at + BLOCK))) changedBlocks++;
     assert.ok(changedBlocks > 0);
 
-    const back = await l.client.reprotect('lab', 'web');
-    assert.equal(back.type, 'failback.fromAzure');
-    await l.jobSucceeds(back.id, 120_000);
+    // The operator's command: one job for an azure item (failback.fromAzure).
+    const fb = await l.cli(['failback', 'web', '--lab-dir', l.dir]);
+    assert.equal(fb.code, 0, `${fb.stdout}${fb.stderr}`);
+    assert.match(fb.stdout, /failback from Azure of web: job /);
+    const lastJob = (await l.client.getProtectedItem('lab', 'web')).status.lastJob as { type: string; state: string } | undefined;
+    assert.deepEqual([lastJob?.type, lastJob?.state], ['failback.fromAzure', 'Succeeded']);
     const protectedAgain = await l.client.getProtectedItem('lab', 'web');
     assert.equal(protectedAgain.status.replicationState, 'Protected');
     assert.equal(protectedAgain.status.activeLocation, 'primary');
