@@ -169,7 +169,7 @@ describe('yaml/load', () => {
       assert.equal(e.category, 'invalidInput');
       assert.equal(e.message, [
         `${bad}: 2 problems`,
-        `${bad}:4:23: /sites/0/kind: must be one of 'hyperv-site', 'vmm-cloud' (got hyperv)`,
+        `${bad}:4:23: /sites/0/kind: must be one of 'hyperv-site', 'vmm-cloud', 'azure' (got hyperv)`,
         `${bad}:5:13: /sites/1/name: duplicates the name of the site at line 4 ('hq'); names are unique and compare case-insensitively`,
       ].join('\n'));
       assert.deepEqual(e.where, { file: bad, path: '/sites/0/kind', line: 4, column: 23 });

@@ -31,12 +31,15 @@ async function until(what: string, check: () => boolean, timeoutMs = 20_000): Pr
 }
 
 /**
- * A shell that starts `true` in the background, prints its pid, then becomes
- * `sleep`, which never waits for children: `true` exits and stays a zombie
- * until the sleeper dies. Resolves with the sleeper and the zombie's pid.
+ * A shell that starts a background child, prints its pid, then becomes
+ * `sleep`, which never waits for children: the child exits and stays a
+ * zombie until the sleeper dies. The child exits only once its parent is
+ * `sleep`: a shell still running may reap a child that exited early (dash
+ * does, under load), which left no zombie to find.
  */
 async function parentOfZombie(): Promise<{ parent: ChildProcess; zombie: number }> {
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 120'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script = 'p=$$; (until [ "$(cat /proc/$p/comm)" = sleep ]; do sleep 0.01; done) & echo $!; exec sleep 120';
+  const parent = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const zombie = await new Promise<number>((resolve, reject) => {
     let out = '';
     parent.stdout!.on('data', (d: Buffer) => {
