@@ -455,7 +455,11 @@ export class JobEngine {
         for (;;) {
           signal.throwIfAborted();
           const c = services.store.getCommand(commandId)!;
-          if (c.state === 'Succeeded') return c.result ?? {};
+          if (c.state === 'Succeeded') {
+            // Replace the transient "…: running" so a finished step does not read as still waiting.
+            if (seen !== undefined) progress(100, `${c.type} on ${command.host}: done`);
+            return c.result ?? {};
+          }
           if (c.state === 'Failed' || c.state === 'Cancelled') {
             set({ [dataKey]: null });
             if (c.state === 'Cancelled') throw new RecoverableError('command.cancelled', `command ${c.type} on ${command.host} was withdrawn`);

@@ -339,6 +339,7 @@ describe('vault/jobs/engine', () => {
     assert.equal(job(r2, j.id).state, 'Succeeded');
     assert.deepEqual(results, [{ firstPoint: 'p-1' }]);
     assert.ok(progress.includes(40));
+    assert.equal(job(r2, j.id).steps[0]!.message, 'replication.start on hv01: done', 'a finished step does not still read "running"');
   });
 
   it('fails a step whose host was unregistered while it waited', async () => {
