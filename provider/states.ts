@@ -72,7 +72,7 @@ export type JobState =
   | 'NotStarted'
   /** A step runs (or waits on back-off); after a vault restart the engine resumes it from the persisted step. */
   | 'InProgress'
-  /** A manual action of a recovery plan waits for an operator's acknowledgement; nothing runs (ASR calls this `Suspended`). */
+  /** The job waits for an operator: a recovery plan's manual action to be acknowledged, or a decision to resume or cancel after a failed plan step (its `waiting` says which); nothing runs (ASR calls the first `Suspended`). */
   | 'WaitingForAction'
   /** Every step finished; terminal. */
   | 'Succeeded'
@@ -191,13 +191,13 @@ const jobTable: TransitionTable<JobState> = {
     Cancelled: 'cancelled before any step ran',
   },
   InProgress: {
-    WaitingForAction: 'a manual action step was reached',
+    WaitingForAction: 'a manual action was reached, or a plan step failed',
     Succeeded: 'last step finished',
     Failed: 'a step failed and cannot be retried',
     Cancelling: 'cancellation requested',
   },
   WaitingForAction: {
-    InProgress: 'operator acknowledged the manual action',
+    InProgress: 'operator acknowledged the manual action, or resumed after the failure',
     Failed: 'manual action timed out or was rejected',
     Cancelling: 'cancellation requested',
   },

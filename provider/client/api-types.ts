@@ -199,6 +199,100 @@ export interface JobInfo {
   readonly retry?: { readonly step: string; readonly failures: number; readonly firstFailureAt: string; readonly nextAttemptAt: string };
   readonly stuck?: { readonly since: string; readonly reason: string; readonly hint: string };
   readonly commands?: readonly CommandDetail[];
+  /** Recovery plan jobs: the record of groups, actions and VMs (docs/recovery-plans.md §3). */
+  readonly plan?: PlanJobRecord;
+  /** While `WaitingForAction`: what the job waits on (docs/recovery-plans.md §4, §6). */
+  readonly waiting?: JobWaiting;
+}
+
+/** What a `WaitingForAction` job waits on: `ack` (acknowledgement) or `resume` (after a failure). */
+export interface JobWaiting {
+  readonly kind: 'acknowledgement' | 'resume';
+  readonly message: string;
+  readonly since?: string;
+  readonly group?: string;
+}
+
+/** State of a group, action or VM of a plan job. */
+export type PlanPartState = 'NotStarted' | 'InProgress' | 'WaitingForAcknowledgement' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
+
+/** An action of a plan job's group. */
+export interface PlanActionInfo {
+  readonly phase: 'before' | 'after';
+  readonly index: number;
+  readonly kind: 'script' | 'manual';
+  readonly script?: string;
+  readonly instruction?: string;
+  readonly timeoutSeconds?: number;
+  readonly host?: string;
+  readonly state: PlanPartState;
+  readonly attempts: number;
+  readonly exitCode?: number;
+  readonly signal?: string;
+  readonly timedOut?: boolean;
+  /** The last 64 KiB of the script's stdout and stderr. */
+  readonly output?: string;
+  readonly error?: ErrorInfo;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+  readonly acknowledgedAt?: string;
+  readonly comment?: string;
+}
+
+/** A VM of a plan job's group. */
+export interface PlanVmInfo {
+  readonly item: string;
+  readonly vm: string;
+  readonly state: PlanPartState;
+  /** The current child item job. */
+  readonly job?: string;
+  /** Every child job, oldest first. */
+  readonly jobs: readonly string[];
+  /** Why it is skipped. */
+  readonly reason?: string;
+  readonly error?: ErrorInfo;
+  readonly point?: { readonly id: string; readonly time?: string; readonly kind?: string };
+  readonly startedAt?: string;
+  /** When the agent reported the failover (or test) VM running. */
+  readonly runningAt?: string;
+  readonly endedAt?: string;
+}
+
+/** The record of a plan job (`JobInfo.plan`). */
+export interface PlanJobRecord {
+  readonly plan: string;
+  readonly operation: 'failover' | 'commit' | 'testCleanup' | 'reprotect';
+  readonly type?: 'test' | 'planned' | 'unplanned';
+  readonly direction?: 'toRecovery' | 'toPrimary';
+  readonly point?: string;
+  readonly groups: readonly {
+    readonly name: string;
+    readonly state: PlanPartState;
+    readonly startedAt?: string;
+    readonly endedAt?: string;
+    readonly actions: readonly PlanActionInfo[];
+    readonly vms: readonly PlanVmInfo[];
+  }[];
+}
+
+/** Body of `POST …/recoveryPlans/{plan}/failover` (schemas/plan-failover-request.schema.json). */
+export interface PlanFailoverRequest {
+  readonly type: 'test' | 'planned' | 'unplanned';
+  /** `latest`, `latestAppConsistent` or an ISO time (test and unplanned). @default 'latest' */
+  readonly point?: string;
+  /** @default derived from the items' activeLocation */
+  readonly direction?: 'toRecovery' | 'toPrimary';
+  /** Test only: the vault cleans up after this long. @default never */
+  readonly expiresAfterSeconds?: number;
+}
+
+/** `status` of a recovery plan (docs/recovery-plans.md §7). */
+export interface RecoveryPlanStatus {
+  /** Derived from the items at every read. */
+  readonly activeLocation: 'primary' | 'recovery' | 'mixed';
+  readonly testFailover?: { readonly job: string; readonly startedAt: string; readonly expiresAt?: string };
+  readonly activeJob?: { readonly id: string; readonly type: string };
+  readonly lastJob?: { readonly id: string; readonly type: string; readonly state: JobState };
 }
 
 /** A retained recovery point of an item. */

@@ -25,8 +25,10 @@ import {
   type JobInfo,
   type JsonObject,
   type ObjectEnvelope,
+  type PlanFailoverRequest,
   type ProtectedItemSpec,
   type ProtectedItemStatus,
+  type RecoveryPlanStatus,
   type RecoveryPoint,
   type VaultHealth,
 } from './api-types';
@@ -261,6 +263,54 @@ export class VaultClient {
   /** Start `failover.testCleanup` for an item with a test VM; returns the job. 409 `testFailover.none` otherwise. */
   async cleanUpTestFailover(vault: string, name: string): Promise<JobInfo> {
     return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/testCleanup`)).body;
+  }
+
+  // Recovery plans (docs/recovery-plans.md) ----------------------------------
+
+  /**
+   * Start `plan.failover` (test, planned or unplanned; direction derived
+   * from the items unless given). Returns the job; its `plan` field lists
+   * the groups. Throws the API's 404 and 409 (`job.inProgress`,
+   * `plan.mixedLocation`, `plan.itemsNotReady`, `plan.nothingToDo`,
+   * `testFailover.exists`) as `VaultApiError`. Not idempotent: each
+   * accepted call starts a job (a second one while it runs is 409).
+   */
+  async failoverPlan(vault: string, plan: string, request: PlanFailoverRequest): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'recoveryPlans', plan)}/failover`, request)).body;
+  }
+
+  /** Start `plan.commit` (every FailedOver item of the plan); returns the job. 409 `plan.nothingToDo` when none is. */
+  async commitPlan(vault: string, plan: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'recoveryPlans', plan)}/commit`)).body;
+  }
+
+  /** Start `plan.testCleanup` (every test VM of the plan's items); returns the job. 409 `plan.nothingToDo` when there is none. */
+  async cleanUpPlanTestFailover(vault: string, plan: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'recoveryPlans', plan)}/testCleanup`)).body;
+  }
+
+  /** Start `plan.reprotect` (every FailoverCommitted item of the plan); returns the job. */
+  async reprotectPlan(vault: string, plan: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'recoveryPlans', plan)}/reprotect`)).body;
+  }
+
+  /** A recovery plan with its status (`activeLocation`, `testFailover`, `activeJob`, `lastJob`). */
+  async getRecoveryPlan(vault: string, plan: string): Promise<ObjectEnvelope<JsonObject, RecoveryPlanStatus>> {
+    return this.getObject<JsonObject, RecoveryPlanStatus>(vault, 'recoveryPlans', plan);
+  }
+
+  /**
+   * Acknowledge the manual action a job waits on; returns the job (InProgress
+   * again). 409 `job.notWaiting` when it waits on none (also for a second
+   * acknowledgement of the same action).
+   */
+  async ackJob(vault: string, id: string, comment?: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${vaultPath(vault)}/jobs/${encodeURIComponent(id)}/ack`, comment === undefined ? {} : { comment })).body;
+  }
+
+  /** Resume a plan job stopped at a failure (the failed step runs again); returns the job. 409 `job.notResumable` otherwise. */
+  async resumeJob(vault: string, id: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${vaultPath(vault)}/jobs/${encodeURIComponent(id)}/resume`)).body;
   }
 
   /** Retained recovery points of an item, oldest first. */

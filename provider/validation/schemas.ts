@@ -25,6 +25,8 @@ export const SCHEMA_NAMES = [
   'command-update',
   'agent-report',
   'failover-request',
+  'plan-failover-request',
+  'job-ack-request',
 ] as const;
 
 export type SchemaName = (typeof SCHEMA_NAMES)[number];

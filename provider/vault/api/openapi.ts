@@ -96,7 +96,7 @@ const job = {
   properties: {
     id: { type: 'string' },
     vault: { type: 'string' },
-    type: { type: 'string', description: '`noun.verb`: protection.enable, protection.disable, protection.update, resync.run.' },
+    type: { type: 'string', description: '`noun.verb`: protection.enable, protection.disable, protection.update, resync.run, failover.*, protection.reprotect, plan.failover, plan.commit, plan.testCleanup, plan.reprotect (docs/jobs.md).' },
     target: { type: 'object', properties: { kind: { type: 'string' }, name: { type: 'string' } } },
     state: { enum: ['NotStarted', 'InProgress', 'WaitingForAction', 'Succeeded', 'Failed', 'Cancelling', 'Cancelled'] },
     progress: { type: 'number', minimum: 0, maximum: 100 },
@@ -123,6 +123,19 @@ const job = {
     stuck: { type: 'object', description: 'Retrying makes no progress: why, and what to do.', properties: { since: isoTime, reason: { type: 'string' }, hint: { type: 'string' } } },
     input: { type: 'object' },
     commands: { type: 'array', description: 'With ?commands=true: the commands the job sent.', items: { type: 'object' } },
+    plan: {
+      type: 'object',
+      description: 'Recovery plan jobs: the plan\'s groups in order, each with its actions (phase, kind, state, attempts, exitCode, timedOut, output tail, times) and VMs (item, child job, state, point {id, time, kind}, startedAt, runningAt); docs/recovery-plans.md §3.',
+      properties: {
+        plan: { type: 'string' }, operation: { enum: ['failover', 'commit', 'testCleanup', 'reprotect'] }, type: { enum: ['test', 'planned', 'unplanned'] },
+        direction: { enum: ['toRecovery', 'toPrimary'] }, point: { type: 'string' }, groups: { type: 'array', items: { type: 'object' } },
+      },
+    },
+    waiting: {
+      type: 'object',
+      description: 'While WaitingForAction: what the job waits on: an acknowledgement of a manual action (POST …/jobs/{id}/ack) or resume after a failure (POST …/jobs/{id}/resume); docs/recovery-plans.md §4, §6.',
+      properties: { kind: { enum: ['acknowledgement', 'resume'] }, message: { type: 'string' }, since: isoTime, group: { type: 'string' } },
+    },
   },
 };
 

@@ -24,7 +24,7 @@ import { topics } from '../control/notifier';
 import { iso, type VaultServices } from '../control/services';
 import type { JobError, JobRecord, JsonObject, ObjectRef, StepRecord, StepState } from '../store/records';
 import { keyOf } from '../store/sqlite/sqlite-store';
-import type { JobHandler, StepContext, StepDefinition } from './job-handler';
+import type { JobControl, JobHandler, OperatorWait, StepContext, StepDefinition } from './job-handler';
 
 /** Most errors kept on a job record (oldest dropped). */
 const MAX_ERRORS = 50;
@@ -34,6 +34,12 @@ const COMMAND_KEY = 'command:';
 
 /** Key of the job's data holding the failure being compensated (survives a restart during compensation). */
 const FAILURE_KEY = 'engine:failure';
+
+/** Key of the job's data holding what a `WaitingForAction` job waits on (`OperatorWait`). */
+export const OPERATOR_WAIT_KEY = 'operator:wait';
+
+/** Prefix of the job's data keys holding an operator's answers, by token. */
+const OPERATOR_ANSWER_KEY = 'operator:answer:';
 
 export interface JobEngineOptions {
   readonly services: VaultServices;
@@ -124,9 +130,43 @@ export class JobEngine {
     return job;
   }
 
-  /** Resume every unfinished job (call once, at vault start). */
+  /**
+   * Resume every unfinished job (call once, at vault start), a job waiting
+   * for an operator included (its step waits again for the same answer),
+   * then let each handler re-arm what it keeps outside jobs (`onEngineStart`).
+   */
   start(): void {
-    for (const job of this.services.store.jobsInStates(['NotStarted', 'InProgress', 'Cancelling'])) this.kick(job.id);
+    for (const job of this.services.store.jobsInStates(['NotStarted', 'InProgress', 'WaitingForAction', 'Cancelling'])) this.kick(job.id);
+    for (const h of this.handlers.values()) h.onEngineStart?.({ services: this.services, jobs: this.jobControl(), signal: this.stopController.signal });
+  }
+
+  /**
+   * Answer what a `WaitingForAction` job waits on (see
+   * `StepContext.waitForOperator`): `kind` must be what it waits for. The
+   * answer is recorded under the wait's token and the job goes back to
+   * InProgress in one transaction, then its step wakes. Returns the job, a
+   * refusal (the job does not wait, or waits for another kind of answer;
+   * nothing changed), or `undefined` if there is no such job. A second
+   * answer to the same wait is refused: the job no longer waits on it.
+   */
+  answerOperator(id: string, kind: OperatorWait['kind'], answer: JsonObject = {}): { readonly job: JobRecord } | { readonly refused: string; readonly waiting?: OperatorWait; readonly job: JobRecord } | undefined {
+    const result = this.services.store.transaction(() => {
+      const job = this.services.store.getJob(id);
+      if (job === undefined) return undefined;
+      const wait = job.data[OPERATOR_WAIT_KEY] as unknown as OperatorWait | undefined;
+      if (job.state !== 'WaitingForAction' || wait === undefined) return { refused: `job ${id} is ${job.state} and waits for no operator`, job };
+      if (wait.kind !== kind) return { refused: `job ${id} waits for ${wait.kind === 'resume' ? 'resume (after a failure)' : 'an acknowledgement'}, not ${kind === 'resume' ? 'resume' : 'an acknowledgement'}: ${wait.message}`, waiting: wait, job };
+      const data: JsonObject = { ...job.data, [`${OPERATOR_ANSWER_KEY}${wait.token}`]: { ...answer, kind, at: this.services.clock.now() } };
+      delete data[OPERATOR_WAIT_KEY];
+      const next = this.withState({ ...job, data }, 'InProgress', kind === 'resume' ? 'operator resumed the job after a failure' : 'operator acknowledged the manual action');
+      this.services.store.updateJob(next);
+      return { job: next };
+    });
+    if (result !== undefined && !('refused' in result)) {
+      this.services.notifier.notify(topics.job(id));
+      if (!this.running.has(id)) this.kick(id);
+    }
+    return result;
   }
 
   /** Run the job if it is not already running. Harmless for finished or unknown jobs. */
@@ -191,15 +231,28 @@ export class JobEngine {
     return { ...job, ...patch, state: to, updatedAt: now, ...(isTerminal(to) ? { endedAt: now } : {}) };
   }
 
-  /** Read-modify-write of a job in one transaction. */
+  /** Read-modify-write of a job in one transaction; wakes whoever follows the job (a parent job). */
   private mutate(id: string, fn: (job: JobRecord) => JobRecord): JobRecord {
-    return this.services.store.transaction(() => {
+    const next = this.services.store.transaction(() => {
       const job = this.services.store.getJob(id);
       if (job === undefined) throw new BugError('job.missing', `job ${id} disappeared`);
-      const next = { ...fn(job), updatedAt: this.services.clock.now() };
-      this.services.store.updateJob(next);
-      return next;
+      const n = { ...fn(job), updatedAt: this.services.clock.now() };
+      this.services.store.updateJob(n);
+      return n;
     });
+    this.services.notifier.notify(topics.job(id));
+    return next;
+  }
+
+  /** What steps and hooks may do with other jobs. */
+  private jobControl(): JobControl {
+    return {
+      createJob: (vault, type, target, input) => this.createJob(vault, type, target, input),
+      kick: (id) => this.kick(id),
+      cancel: (id) => {
+        this.requestCancel(id);
+      },
+    };
   }
 
   private overallProgress(handler: JobHandler, steps: readonly StepRecord[]): number {
@@ -359,6 +412,7 @@ export class JobEngine {
       handler.onFailed?.({ services: this.services, job: next }, failure);
       handler.onEnded?.({ services: this.services, job: next });
     });
+    this.services.notifier.notify(topics.job(id));
   }
 
   private finish(handler: JobHandler, id: string): void {
@@ -369,6 +423,7 @@ export class JobEngine {
       handler.onSucceeded?.({ services: this.services, job: next });
       handler.onEnded?.({ services: this.services, job: next });
     });
+    this.services.notifier.notify(topics.job(id));
   }
 
   private async cancel(job: JobRecord, handler: JobHandler): Promise<void> {
@@ -393,6 +448,7 @@ export class JobEngine {
         this.services.store.updateJob(next);
         handler.onEnded?.({ services: this.services, job: next });
       });
+      this.services.notifier.notify(topics.job(job.id));
       return;
     }
     if (stop.aborted) return;
@@ -404,6 +460,7 @@ export class JobEngine {
       this.services.store.updateJob(next);
       handler.onEnded?.({ services: this.services, job: next });
     });
+    this.services.notifier.notify(topics.job(job.id));
   }
 
   private stepContext(handler: JobHandler, step: string, job: JobRecord, signal: AbortSignal, onProgress: () => void): StepContext {
@@ -431,6 +488,25 @@ export class JobEngine {
       services,
       job,
       signal,
+      jobs: this.jobControl(),
+      waitForOperator: async (wait) => {
+        const answerKey = `${OPERATOR_ANSWER_KEY}${wait.token}`;
+        for (;;) {
+          signal.throwIfAborted();
+          const current = services.store.getJob(job.id)!;
+          const answer = current.data[answerKey];
+          if (answer !== undefined && current.state === 'InProgress') return answer as JsonObject;
+          const waiting = current.data[OPERATOR_WAIT_KEY] as unknown as OperatorWait | undefined;
+          if (current.state !== 'WaitingForAction' || waiting?.token !== wait.token) {
+            this.mutate(job.id, (j) => {
+              const next: JobRecord = { ...j, data: { ...j.data, [OPERATOR_WAIT_KEY]: { ...wait, since: services.clock.now() } as unknown as JsonObject } };
+              const moved = j.state === 'InProgress' ? this.withState(next, 'WaitingForAction', wait.kind === 'resume' ? 'a step failed; the operator resumes or cancels' : 'a manual action step was reached') : next;
+              return step === 'compensation' ? moved : this.setStep(handler, moved, step, { message: wait.message });
+            });
+          }
+          await services.notifier.wait([topics.job(job.id)], services.clock, services.timings.recheckMs, signal);
+        }
+      },
       get: (key) => data()[key],
       set,
       progress,

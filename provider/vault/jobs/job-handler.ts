@@ -8,7 +8,28 @@
  */
 
 import type { Json, JobRecord, JsonObject, ObjectKind } from '../store/records';
-import type { VaultServices } from '../control/services';
+import type { JobStarter, VaultServices } from '../control/services';
+
+/** What a step (or a hook at engine start) may do with other jobs: start them, and cancel them. */
+export interface JobControl extends JobStarter {
+  /** Request cancellation of a job (docs/jobs.md §1); harmless for a finished or unknown job. */
+  cancel(id: string): void;
+}
+
+/**
+ * What a job waits on while it is `WaitingForAction`: an operator's
+ * acknowledgement of a manual action, or an operator's decision to resume
+ * after a failure (or cancel). `token` names the wait; an answer is recorded
+ * under it, so a step that runs again (a vault restart) finds its answer.
+ */
+export interface OperatorWait {
+  readonly kind: 'acknowledgement' | 'resume';
+  readonly token: string;
+  /** What the operator should do, for people (`lifeboat jobs show` prints it). */
+  readonly message: string;
+  /** Handler-specific details shown with the wait (e.g. the group and action). @default none */
+  readonly details?: JsonObject;
+}
 
 /** What a step gets. */
 export interface StepContext {
@@ -40,6 +61,17 @@ export interface StepContext {
   ): Promise<JsonObject>;
   /** Wait until `time` (ms) on the vault's clock; resumable because `time` comes from data. */
   sleepUntil(time: number, message?: string): Promise<void>;
+  /** Start and cancel other jobs (a recovery plan's per-item jobs). */
+  readonly jobs: JobControl;
+  /**
+   * Park the job in `WaitingForAction` until an operator answers `wait`
+   * (`JobEngine.answerOperator`, the API's `ack` and `resume`); resolves
+   * with the answer (`{kind, at, comment?}`) once the job is InProgress
+   * again. Resumable: a step that runs again after a vault restart waits
+   * for the same token, and returns at once if it was answered already.
+   * Rejects when the job is cancelled or the vault stops (`signal`).
+   */
+  waitForOperator(wait: OperatorWait): Promise<JsonObject>;
 }
 
 /** One step of a job type. */
@@ -94,6 +126,19 @@ export interface JobHandler {
    * recorded as a second error.
    */
   compensate?(ctx: StepContext, why: 'cancelled' | 'failed'): Promise<void>;
+  /**
+   * The engine started (vault start): re-arm what the handler keeps outside
+   * jobs, e.g. timers of the vault's clock. `signal` aborts when the engine
+   * stops. Must not throw.
+   */
+  onEngineStart?(ctx: EngineStartContext): void;
+}
+
+/** What `onEngineStart` gets. */
+export interface EngineStartContext {
+  readonly services: VaultServices;
+  readonly jobs: JobControl;
+  readonly signal: AbortSignal;
 }
 
 /** A string from job data, or `undefined`. */

@@ -1,6 +1,7 @@
 /** Every job type this vault runs; docs/jobs.md describes each. */
 import {
-  failoverCommit, failoverPlanned, failoverTest, failoverTestCleanup, failoverUnplanned, protectionDisable, protectionReprotect, protectionEnable, protectionUpdate, resyncRun,
+  failoverCommit, failoverPlanned, failoverTest, failoverTestCleanup, failoverUnplanned, planCommit, planFailover, planReprotect, planTestCleanup,
+  protectionDisable, protectionReprotect, protectionEnable, protectionUpdate, resyncRun,
 } from './handlers';
 import { failbackFromAzure } from './handlers/failback-from-azure';
 import type { JobHandler } from './job-handler';
@@ -9,4 +10,5 @@ export const JOB_HANDLERS: readonly JobHandler[] = [
   protectionEnable, protectionDisable, protectionUpdate, resyncRun,
   failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit, protectionReprotect,
   failbackFromAzure,
+  planFailover, planCommit, planTestCleanup, planReprotect,
 ];

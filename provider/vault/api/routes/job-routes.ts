@@ -1,11 +1,21 @@
-/** Routes of jobs: list, read, cancel. */
+/** Routes of jobs: list, read, cancel; acknowledge and resume (recovery plans, docs/recovery-plans.md §4, §6). */
 
 import { isState } from '../../../states';
 import { VaultError, notFound } from '../../control/vault-error';
 import type { ObjectKind } from '../../store/records';
-import { commandDetailJson, jobJson } from '../representation';
-import type { Route } from '../route';
+import { commandDetailJson } from '../representation';
+import type { Route, RouteContext } from '../route';
 import { errors, numberParam, ref, vaultOf } from './helpers';
+import { planJobJson as jobJson } from './plan-routes';
+
+/** The job of the path in the request's vault; 404 otherwise. */
+function jobOf(ctx: RouteContext): { readonly id: string; readonly vaultName: string } {
+  const v = vaultOf(ctx);
+  const id = ctx.params.id ?? '';
+  const existing = ctx.app.services.store.getJob(id);
+  if (existing === undefined || existing.vault !== v.key) throw notFound('job', id);
+  return { id, vaultName: v.name };
+}
 
 
 export function jobRoutes(): Route[] {
@@ -70,6 +80,41 @@ export function jobRoutes(): Route[] {
         if (r === undefined) throw notFound('job', id);
         if ('refused' in r) throw new VaultError(409, 'job.notCancellable', r.refused, { extra: { job: id } });
         return { status: 202, body: jobJson(ctx.app.services.store.getJob(id)!, v.name) };
+      },
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/jobs/{id}/ack', operationId: 'acknowledgeJob', summary: 'Acknowledge the manual action a job waits on',
+      description: 'A recovery plan job in WaitingForAction with waiting.kind acknowledgement continues; the comment is kept with the action (docs/recovery-plans.md §6). 409 job.notWaiting when the job waits on no acknowledgement.',
+      tags: ['jobs'], auth: 'admin', body: 'job-ack-request', bodyOptional: true,
+      responses: { 202: { description: 'Acknowledged; the job is InProgress again.', schema: ref('Job') }, ...errors(400, 401, 404, 409) },
+      handle: (ctx) => {
+        const { id, vaultName } = jobOf(ctx);
+        const comment = (ctx.body as { comment?: string } | undefined)?.comment;
+        const r = ctx.app.engine.answerOperator(id, 'acknowledgement', comment === undefined ? {} : { comment });
+        if (r === undefined) throw notFound('job', id);
+        if ('refused' in r) {
+          throw new VaultError(409, 'job.notWaiting', r.refused, {
+            extra: { job: id }, hint: r.waiting?.kind === 'resume' ? `the job stopped at a failure: fix it, then lifeboat jobs resume ${id}` : 'only a job waiting at a manual action can be acknowledged (lifeboat jobs show)',
+          });
+        }
+        return { status: 202, body: jobJson(ctx.app.services.store.getJob(id)!, vaultName) };
+      },
+    },
+    {
+      method: 'POST', path: '/v1/vaults/{vault}/jobs/{id}/resume', operationId: 'resumeJob', summary: 'Resume a job stopped at a failure',
+      description: 'A recovery plan job in WaitingForAction with waiting.kind resume continues from the failed step: a failed script runs again, failed VMs get a new item job (docs/recovery-plans.md §4). 409 job.notResumable otherwise.',
+      tags: ['jobs'], auth: 'admin',
+      responses: { 202: { description: 'Resumed; the job is InProgress again.', schema: ref('Job') }, ...errors(401, 404, 409) },
+      handle: (ctx) => {
+        const { id, vaultName } = jobOf(ctx);
+        const r = ctx.app.engine.answerOperator(id, 'resume');
+        if (r === undefined) throw notFound('job', id);
+        if ('refused' in r) {
+          throw new VaultError(409, 'job.notResumable', r.refused, {
+            extra: { job: id }, hint: r.waiting?.kind === 'acknowledgement' ? `it waits at a manual action: lifeboat jobs ack ${id}` : 'only a recovery plan job stopped at a failure can be resumed; start a new job instead',
+          });
+        }
+        return { status: 202, body: jobJson(ctx.app.services.store.getJob(id)!, vaultName) };
       },
     },
   ];

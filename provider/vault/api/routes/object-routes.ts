@@ -20,6 +20,10 @@ import { hostJson, jobJson, objectJson } from '../representation';
 import type { Route, RouteContext, RouteResult } from '../route';
 import { checkIfMatch, checkName, errors, etag, ref, vaultOf } from './helpers';
 import { failoverRoutes } from './failover-routes';
+import { planRoutes } from './plan-routes';
+import { planStatusView } from '../../control/plans';
+import type { VaultServices } from '../../control/services';
+import type { StoredObject } from '../../store/records';
 
 /** Split the optional `name` member off a body and check it matches the path. */
 function specOf(ctx: RouteContext, name: string): JsonObject {
@@ -105,6 +109,12 @@ const vaultRoutes: Route[] = [
   },
 ];
 
+/** An object as the API shows it; a recovery plan's status gains its derived `activeLocation` (docs/recovery-plans.md §7). */
+function shown(services: VaultServices, def: KindDefinition, o: StoredObject, vault: { readonly key: string; readonly name: string }): JsonObject {
+  const json = objectJson(o, vault.name);
+  return def.kind === 'recoveryPlan' ? { ...json, status: planStatusView(services, vault.key, o) } : json;
+}
+
 function kindRoutes(def: KindDefinition): Route[] {
   const base = `/v1/vaults/{vault}/${def.collection}`;
   const Name = def.kind.charAt(0).toUpperCase() + def.kind.slice(1);
@@ -115,7 +125,7 @@ function kindRoutes(def: KindDefinition): Route[] {
       responses: { 200: { description: `Every ${def.title} of the vault.`, schema: ref(`${Name}List`) }, ...errors(401, 404) },
       handle: (ctx) => {
         const v = vaultOf(ctx);
-        return { status: 200, body: { items: ctx.app.services.store.listObjects(v.key, def.kind).map((o) => objectJson(o, v.name)) } };
+        return { status: 200, body: { items: ctx.app.services.store.listObjects(v.key, def.kind).map((o) => shown(ctx.app.services, def, o, v)) } };
       },
     },
     {
@@ -166,7 +176,7 @@ function kindRoutes(def: KindDefinition): Route[] {
           return { ...put, object: services.store.getObject(v.key, def.kind, name)! };
         });
         for (const id of started) engine.kick(id);
-        return written(result.created ? 201 : 200, objectJson(result.object, v.name), result.object.generation);
+        return written(result.created ? 201 : 200, shown(services, def, result.object, v), result.object.generation);
       },
     },
     {
@@ -177,7 +187,7 @@ function kindRoutes(def: KindDefinition): Route[] {
         const name = checkName(ctx, 'name');
         const o = ctx.app.services.store.getObject(v.key, def.kind, name);
         if (o === undefined) throw notFound(def.title, name, v.name);
-        return { status: 200, body: objectJson(o, v.name), headers: { etag: etag(o) } };
+        return { status: 200, body: shown(ctx.app.services, def, o, v), headers: { etag: etag(o) } };
       },
     },
     {
@@ -296,5 +306,5 @@ const hostRoutes: Route[] = [
 
 /** Every object route. */
 export function objectRoutes(): Route[] {
-  return [...vaultRoutes, ...KINDS.flatMap(kindRoutes), ...itemRoutes, ...failoverRoutes(), ...hostRoutes];
+  return [...vaultRoutes, ...KINDS.flatMap(kindRoutes), ...itemRoutes, ...failoverRoutes(), ...planRoutes(), ...hostRoutes];
 }

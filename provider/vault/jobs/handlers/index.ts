@@ -9,3 +9,4 @@ export { failoverTest } from './failover-test';
 export { failoverTestCleanup } from './failover-test-cleanup';
 export { failoverUnplanned } from './failover-unplanned';
 export { protectionReprotect } from './protection-reprotect';
+export { planCommit, planFailover, planReprotect, planTestCleanup } from './plan-jobs';
