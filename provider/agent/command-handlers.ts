@@ -21,6 +21,7 @@ import { type AzureCommandContext, azureHandlers } from './azure-commands';
 import { azureFailbackHandlers } from './azure-failback-commands';
 import { type AzureCredentialsSource } from './azure-target';
 import { reprotectHandlers } from './reprotect-commands';
+import { scriptHandlers } from './script-commands';
 import { KeyedMutex } from './keyed-mutex';
 import { type ReplicaService } from './replica-service';
 import { type SourceItem } from './source-item';
@@ -37,6 +38,8 @@ export interface HandlerContext {
   readonly labDir?: string;
   /** The replica store's folder. @default `<data-dir>/replicas` */
   readonly replicasDir?: string;
+  /** The folder recovery plan scripts are taken from (docs/recovery-plans.md §5). @default `<data-dir>/scripts` */
+  readonly scriptsDir?: string;
   /**
    * Start the replica store and its endpoint if this host has none yet (a
    * returning primary becoming the replica). @default none: reprotect
@@ -99,6 +102,7 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
       newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),
     }, withItem)),
     ...failoverHandlers(ctx, withItem),
+    ...scriptHandlers({ scriptsDir: ctx.scriptsDir ?? path.join(path.dirname(ctx.itemsDir), 'scripts') }, () => ctx.now()),
     ...reprotectHandlers({
       hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, sources: ctx.sources, newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),
       labDir: ctx.labDir ?? path.join(path.dirname(ctx.itemsDir), 'lab'),

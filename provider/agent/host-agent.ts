@@ -13,7 +13,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Clock, systemClock, type Timer } from '../clock';
 import { type LifeboatError, categoryOf, describe } from '../errors';
@@ -68,6 +68,8 @@ export interface HostAgentOptions {
   readonly hypervisor?: Hypervisor;
   /** @default systemClock */
   readonly clock?: Clock;
+  /** Executables recovery plans may run on this host (docs/recovery-plans.md §5); created at start if missing. @default `<data-dir>/scripts` */
+  readonly scriptsDir?: string;
   /** Azure role in the lab: write rate of the guest of failed-over VMs, bytes per second. @default none: an idle guest */
   readonly azureGuestBytesPerSecond?: number;
   /** Copy frequency for every item instead of the policy's. Test and lab use only. @default the policy's */
@@ -262,6 +264,8 @@ export class HostAgent {
     }
     const vms = this.hypervisor instanceof LabHypervisor ? this.hypervisor.openReport.resumable : [];
     this.deferred = { vms, items };
+    const scriptsDir = this.o.scriptsDir ?? path.join(this.paths.root, 'scripts');
+    await mkdir(scriptsDir, { recursive: true });
     this.runner = new CommandRunner({
       channel: this.channel,
       handlers: commandHandlers({
@@ -269,6 +273,7 @@ export class HostAgent {
         itemsDir: this.paths.itemsDir,
         labDir: this.paths.labDir,
         replicasDir: this.paths.replicasDir,
+        scriptsDir,
         // A getter: the store may start later (reprotect).
         get replicas() { return agent.replicas; },
         ensureReplicas: () => this.ensureReplicas(),

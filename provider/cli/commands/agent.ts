@@ -16,7 +16,7 @@ import { errorText, json, table } from '../output';
 import { SERVING } from '../serving';
 
 const RUN_USAGE = 'lifeboat agent run --vault URL [--vault-name NAME] --registration-key-file FILE --site SITE --name HOST --data-dir DIR '
-  + '[--role primary|recovery|azure [--guest-rate-kib N (lab: the guest of VMs failed over to Azure)]] [--address A]... [--listen-address A] [--replication-port N]';
+  + '[--role primary|recovery|azure [--guest-rate-kib N (lab: the guest of VMs failed over to Azure)]] [--address A]... [--listen-address A] [--replication-port N] [--scripts-dir DIR]';
 
 /** `agent run`. */
 export const agentRun: Command = async (args, ctx) => {
@@ -34,6 +34,7 @@ export const agentRun: Command = async (args, ctx) => {
     'test-frequency-ms': { type: 'string' },
     'guest-rate-kib': { type: 'string' },
     'test-retry-ms': { type: 'string' },
+    'scripts-dir': { type: 'string' },
   }, RUN_USAGE);
   const vaultArg = requiredOption(values, 'vault', RUN_USAGE);
   const { url, name: nameInUrl } = splitVaultUrl(vaultArg);
@@ -60,6 +61,7 @@ export const agentRun: Command = async (args, ctx) => {
     ...(frequency === undefined ? {} : { frequencyOverrideMs: frequency }),
     ...(guestRate === undefined ? {} : { azureGuestBytesPerSecond: guestRate * 1024 }),
     ...(retryUnit === undefined ? {} : { retryUnitMs: retryUnit }),
+    ...(typeof values['scripts-dir'] === 'string' ? { scriptsDir: path.resolve(ctx.cwd, values['scripts-dir']) } : {}),
     onFatal: (e) => {
       if (stopping) return;
       stopping = true;
