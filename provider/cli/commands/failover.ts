@@ -10,9 +10,18 @@
  * `--detach`), 1 it failed or was cancelled, 2 a bad option or a request
  * the vault found invalid, 3 vault unreachable, 4 no such item, 5 token
  * refused; a refusal by the item's state (409) is 1 with the vault's hint.
+ *
+ * With `--plan PLAN` instead of ITEM each runs the recovery plan's job
+ * (docs/recovery-plans.md): `failover --plan P --type … [--direction
+ * toRecovery|toPrimary] [--expires-after DURATION]`, `commit --plan P`,
+ * `test-cleanup --plan P`, `reprotect --plan P`, `failback --plan P`
+ * (planned failover toPrimary, commit, reprotect). The progress shows the
+ * plan group by group; a plan stopped at a failure ends the command with
+ * exit 1 and says how to resume or cancel it (the job waits); a manual
+ * action is waited for (acknowledge it from another shell).
  */
 
-import { type FailoverRequest, type JobInfo, isNotFound } from '../../client';
+import { type FailoverRequest, type JobInfo, type PlanFailoverRequest, isNotFound } from '../../client';
 import { type CliContext, type Command, OUTPUT_OPTION, outputFormat, parse } from '../command';
 import { CONNECTION_OPTIONS, connect, connectionFlags } from '../connection';
 import { LifeboatError } from '../../errors';
@@ -21,13 +30,22 @@ import { json, type OutputFormat } from '../output';
 import { watchJobs } from './jobs';
 
 const COMMON = '[--detach] [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
-const FAILOVER_USAGE = `lifeboat failover ITEM --type test|planned|unplanned [--point latest|latestAppConsistent|TIME] ${COMMON}`;
-const COMMIT_USAGE = `lifeboat commit ITEM ${COMMON}`;
-const CLEANUP_USAGE = `lifeboat test-cleanup ITEM ${COMMON}`;
-const REPROTECT_USAGE = `lifeboat reprotect ITEM ${COMMON}`;
-const FAILBACK_USAGE = 'lifeboat failback ITEM [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
+const FAILOVER_USAGE = `lifeboat failover ITEM|--plan PLAN --type test|planned|unplanned [--point latest|latestAppConsistent|TIME] [--direction toRecovery|toPrimary] [--expires-after DURATION] ${COMMON}`;
+const COMMIT_USAGE = `lifeboat commit ITEM|--plan PLAN ${COMMON}`;
+const CLEANUP_USAGE = `lifeboat test-cleanup ITEM|--plan PLAN ${COMMON}`;
+const REPROTECT_USAGE = `lifeboat reprotect ITEM|--plan PLAN ${COMMON}`;
+const FAILBACK_USAGE = 'lifeboat failback ITEM|--plan PLAN [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
 
-const FOLLOW_OPTIONS = { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, detach: { type: 'boolean' } } as const;
+const FOLLOW_OPTIONS = { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, detach: { type: 'boolean' }, plan: { type: 'string' } } as const;
+
+/** A `--expires-after` value: `90s`, `30m`, `2h`, `1d` or seconds. Throws `UsageError`. */
+export function durationOption(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const m = typeof v === 'string' ? /^(\d+)(s|m|h|d)?$/.exec(v.trim()) : null;
+  const n = m === null ? Number.NaN : Number(m[1]) * ({ s: 1, m: 60, h: 3600, d: 86400 } as const)[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  if (!Number.isSafeInteger(n) || n < 1 || n > 30 * 86400) throw new UsageError(`--expires-after ${String(v)} is not a duration`, 'give e.g. 90s, 30m, 2h or 1d (at most 30 days)');
+  return n;
+}
 
 /** A `--point` value: a keyword, or a time any `Date.parse` reads (returned as ISO). Throws `UsageError`. */
 export function pointOption(v: unknown): string | undefined {
@@ -43,27 +61,33 @@ async function runJob(
   start: (c: Awaited<ReturnType<typeof connect>>, item: string, values: Readonly<Record<string, unknown>>) => Promise<JobInfo>, what: string,
 ): Promise<number> {
   const { values, positionals } = parse(args, { ...FOLLOW_OPTIONS, ...extra }, usage, 1);
-  const item = positionals[0];
-  if (item === undefined) throw new UsageError('which item?', `usage: ${usage}`);
+  const plan = typeof values.plan === 'string' ? values.plan : undefined;
+  if (plan !== undefined && positionals.length > 0) throw new UsageError('give an ITEM or --plan PLAN, not both', `usage: ${usage}`);
+  const item = plan ?? positionals[0];
+  if (item === undefined) throw new UsageError('which item (or --plan)?', `usage: ${usage}`);
   const format: OutputFormat = outputFormat(values);
   const c = await connect(connectionFlags(values), ctx.env, ctx.cwd);
   let job: JobInfo;
   try {
     job = await start(c, item, values);
   } catch (e) {
+    if (isNotFound(e) && plan !== undefined) throw new NotFoundError('recoveryPlan.notFound', `vault ${c.vault} has no recovery plan ${plan} (or an item of it is gone)`, 'list them with `lifeboat get recoveryPlans`');
     if (isNotFound(e)) throw new NotFoundError('protectedItem.notFound', `vault ${c.vault} has no protected item ${item}`, 'list them with `lifeboat status`');
     throw e;
   }
+  const label = plan === undefined ? `${what} of ${item}` : `${what} of plan ${plan}`;
   if (values.detach === true) {
-    ctx.out.line(format === 'json' ? json(job) : `${what} of ${item} started: job ${job.id} (follow it with \`lifeboat jobs --watch ${job.id}\`)`);
+    ctx.out.line(format === 'json' ? json(job) : `${label} started: job ${job.id} (follow it with \`lifeboat jobs --watch ${job.id}\`)`);
     return EXIT.ok;
   }
-  if (format !== 'json') ctx.out.line(`${what} of ${item}: job ${job.id}`);
+  if (format !== 'json') ctx.out.line(`${label}: job ${job.id}`);
   return watchJobs(ctx, c.client, c.vault, { id: job.id, format });
 }
 
-/** `failover ITEM --type test|planned|unplanned [--point …]`. */
-export const failover: Command = (args, ctx) => runJob(args, ctx, FAILOVER_USAGE, { type: { type: 'string' }, point: { type: 'string' } }, (c, item, values) => {
+/** `failover ITEM|--plan PLAN --type test|planned|unplanned [--point …] [--direction …] [--expires-after …]`. */
+export const failover: Command = (args, ctx) => runJob(args, ctx, FAILOVER_USAGE, {
+  type: { type: 'string' }, point: { type: 'string' }, direction: { type: 'string' }, 'expires-after': { type: 'string' },
+}, (c, item, values) => {
   const type = values.type;
   if (type !== 'test' && type !== 'planned' && type !== 'unplanned') {
     throw new UsageError(type === undefined ? '--type is required' : `--type ${String(type)} is not test, planned or unplanned`, `usage: ${FAILOVER_USAGE}`);
@@ -72,18 +96,29 @@ export const failover: Command = (args, ctx) => runJob(args, ctx, FAILOVER_USAGE
   if (type === 'planned' && point !== undefined && point !== 'latest') {
     throw new UsageError('a planned failover always uses the latest point (the one its last log ends in)', 'leave out --point, or run an unplanned failover to choose a point');
   }
-  const request: FailoverRequest = { type, ...(point === undefined ? {} : { point }) };
-  return c.client.failover(c.vault, item, request);
+  const direction = values.direction;
+  const expires = durationOption(values['expires-after']);
+  if (typeof values.plan !== 'string') {
+    if (direction !== undefined || expires !== undefined) throw new UsageError('--direction and --expires-after apply to --plan only', `usage: ${FAILOVER_USAGE}`);
+    const request: FailoverRequest = { type, ...(point === undefined ? {} : { point }) };
+    return c.client.failover(c.vault, item, request);
+  }
+  if (direction !== undefined && direction !== 'toRecovery' && direction !== 'toPrimary') throw new UsageError(`--direction ${String(direction)} is not toRecovery or toPrimary`, `usage: ${FAILOVER_USAGE}`);
+  if (expires !== undefined && type !== 'test') throw new UsageError('--expires-after applies to a test failover only', `usage: ${FAILOVER_USAGE}`);
+  const request: PlanFailoverRequest = {
+    type, ...(point === undefined ? {} : { point }), ...(direction === undefined ? {} : { direction }), ...(expires === undefined ? {} : { expiresAfterSeconds: expires }),
+  };
+  return c.client.failoverPlan(c.vault, item, request);
 }, 'failover');
 
-/** `commit ITEM`: the failover's point becomes the only one. */
-export const commit: Command = (args, ctx) => runJob(args, ctx, COMMIT_USAGE, {}, (c, item) => c.client.commitFailover(c.vault, item), 'commit');
+/** `commit ITEM|--plan PLAN`: the failover's point becomes the only one. */
+export const commit: Command = (args, ctx) => runJob(args, ctx, COMMIT_USAGE, {}, (c, item, values) => (typeof values.plan === 'string' ? c.client.commitPlan(c.vault, item) : c.client.commitFailover(c.vault, item)), 'commit');
 
-/** `test-cleanup ITEM`: remove the test-failover VM. */
-export const testCleanup: Command = (args, ctx) => runJob(args, ctx, CLEANUP_USAGE, {}, (c, item) => c.client.cleanUpTestFailover(c.vault, item), 'test cleanup');
+/** `test-cleanup ITEM|--plan PLAN`: remove the test-failover VMs. */
+export const testCleanup: Command = (args, ctx) => runJob(args, ctx, CLEANUP_USAGE, {}, (c, item, values) => (typeof values.plan === 'string' ? c.client.cleanUpPlanTestFailover(c.vault, item) : c.client.cleanUpTestFailover(c.vault, item)), 'test cleanup');
 
-/** `reprotect ITEM`: reverse replication after a committed failover. */
-export const reprotect: Command = (args, ctx) => runJob(args, ctx, REPROTECT_USAGE, {}, (c, item) => c.client.reprotect(c.vault, item), 'reprotect');
+/** `reprotect ITEM|--plan PLAN`: reverse replication after a committed failover. */
+export const reprotect: Command = (args, ctx) => runJob(args, ctx, REPROTECT_USAGE, {}, (c, item, values) => (typeof values.plan === 'string' ? c.client.reprotectPlan(c.vault, item) : c.client.reprotect(c.vault, item)), 'reprotect');
 
 /**
  * `failback ITEM`: for an item protected in the reverse direction (its
@@ -94,9 +129,10 @@ export const reprotect: Command = (args, ctx) => runJob(args, ctx, REPROTECT_USA
  * (`failback.fromAzure`, started through reprotect).
  */
 export const failback: Command = async (args, ctx) => {
-  const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION }, FAILBACK_USAGE, 1);
+  const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, plan: { type: 'string' } }, FAILBACK_USAGE, 1);
+  if (typeof values.plan === 'string') return failbackPlan(ctx, values, values.plan);
   const item = positionals[0];
-  if (item === undefined) throw new UsageError('which item?', `usage: ${FAILBACK_USAGE}`);
+  if (item === undefined) throw new UsageError('which item (or --plan)?', `usage: ${FAILBACK_USAGE}`);
   const format: OutputFormat = outputFormat(values);
   const c = await connect(connectionFlags(values), ctx.env, ctx.cwd);
   let status;
@@ -131,3 +167,31 @@ export const failback: Command = async (args, ctx) => {
   }
   return EXIT.ok;
 };
+
+/**
+ * `failback --plan PLAN`: a planned failover of the plan toPrimary, its
+ * commit and its reprotect (three plan jobs), stopping at the first that
+ * does not succeed.
+ */
+async function failbackPlan(ctx: CliContext, values: Readonly<Record<string, unknown>>, plan: string): Promise<number> {
+  const format: OutputFormat = outputFormat(values as Parameters<typeof outputFormat>[0]);
+  const c = await connect(connectionFlags(values as Parameters<typeof connectionFlags>[0]), ctx.env, ctx.cwd);
+  const steps: readonly [string, () => Promise<JobInfo>][] = [
+    ['planned failover back', () => c.client.failoverPlan(c.vault, plan, { type: 'planned', direction: 'toPrimary' })],
+    ['commit', () => c.client.commitPlan(c.vault, plan)],
+    ['reprotect', () => c.client.reprotectPlan(c.vault, plan)],
+  ];
+  for (const [what, start] of steps) {
+    let job: JobInfo;
+    try {
+      job = await start();
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError('recoveryPlan.notFound', `vault ${c.vault} has no recovery plan ${plan}`, 'list them with `lifeboat get recoveryPlans`');
+      throw e;
+    }
+    if (format !== 'json') ctx.out.line(`${what} of plan ${plan}: job ${job.id}`);
+    const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
+    if (code !== EXIT.ok) return code;
+  }
+  return EXIT.ok;
+}
