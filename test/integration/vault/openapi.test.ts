@@ -23,6 +23,8 @@ const EXPECTED = [
   'GET /v1/vaults/{vault}/protectedItems/{name}/recoveryPoints',
   'GET /v1/vaults/{vault}/hosts', 'GET /v1/vaults/{vault}/hosts/{host}', 'DELETE /v1/vaults/{vault}/hosts/{host}',
   'GET /v1/vaults/{vault}/jobs', 'GET /v1/vaults/{vault}/jobs/{id}', 'POST /v1/vaults/{vault}/jobs/{id}/cancel',
+  'POST /v1/vaults/{vault}/jobs/{id}/ack', 'POST /v1/vaults/{vault}/jobs/{id}/resume',
+  ...['failover', 'commit', 'testCleanup', 'reprotect'].map((a) => `POST /v1/vaults/{vault}/recoveryPlans/{plan}/${a}`),
   'POST /v1/vaults/{vault}/registrations',
   'POST /v1/vaults/{vault}/hosts/{host}/heartbeat',
   'GET /v1/vaults/{vault}/hosts/{host}/commands',
