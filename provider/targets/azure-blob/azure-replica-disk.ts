@@ -4,7 +4,7 @@
  * index; cycles, points, views, rollback and recovery after a crash.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { type AppendBlobClient, type BlobGetPropertiesResponse, type ContainerClient, type PageBlobClient } from '@azure/storage-blob';
+import { type AppendBlobClient, type ContainerClient, type PageBlobClient } from '@azure/storage-blob';
 import { InvalidInputError, ReplicaStateError } from '../../errors';
 import {
   type BlockDigests,
@@ -13,7 +13,6 @@ import {
   type CycleWriter,
   type DiskView,
   type MaterialisedDisk,
-  type PointKind,
   type RecoveryPointInfo,
   type ReplicaDisk,
   type ReplicaDiskState,
@@ -23,15 +22,16 @@ import { AsyncMutex } from './async-mutex';
 import { AzureCycleWriter, type CycleHost, type QueuedBlock } from './azure-cycle-writer';
 import { AzureDiskView } from './azure-disk-view';
 import { azureCall, isNotFound, statusOf } from './azure-errors';
-import { diskBlobNames, EXPORTS_PREFIX, encodeDiskId, metaDecode, metaEncode, pointIdOf } from './blob-names';
+import { diskBlobNames, metaEncode, pointIdOf } from './blob-names';
+import { bounded } from './bounded';
+import { exportSnapshot } from './export-point';
+import { baseProperties, checkBaseMetadata, FORMAT, infoOf, isPoint, isPointKind, listSnapshots, pointNotFound, type Snap } from './point-snapshots';
 import { ChecksumIndex, entryOf, INDEX_BLOCK_SIZE, isZero, zeroDigest } from './checksum-index';
 import { decodeVhdFooter, encodeVhdFooter, VHD_FOOTER_BYTES, vhdVirtualSize } from './vhd-footer';
 
 /** Largest Put Page request (Azure's limit). */
 export const MAX_PAGE_WRITE = 4 * MiB;
 const PAGE = 512;
-const FORMAT = '1';
-const POINT_KINDS: readonly PointKind[] = ['crashConsistent', 'appConsistent'];
 
 /** Tuning shared by the disks of a target. */
 export interface AzureDiskTuning {
@@ -62,38 +62,6 @@ export interface AzureReplicaStats {
   readonly rmwBytes: number;
 }
 
-/** A snapshot of the base blob: the head or a point (§6). */
-interface Snap {
-  readonly cycle: number;
-  readonly snapshot: string;
-  readonly kind: PointKind | 'head';
-  readonly seq: number;
-  readonly generation: string;
-  readonly time: number;
-}
-
-function infoOf(s: Snap): RecoveryPointInfo {
-  return { id: pointIdOf(s.cycle), seq: s.seq, generation: s.generation, time: s.time, kind: s.kind as PointKind };
-}
-
-function isPoint(s: Snap): boolean {
-  return s.kind !== 'head';
-}
-
-function snapOf(snapshot: string, m: Record<string, string> | undefined): Snap | undefined {
-  if (m === undefined || !/^\d+$/.test(m.lbcycle ?? '') || !/^\d+$/.test(m.lbseq ?? '')) return undefined;
-  const kind = m.lbkind === 'head' ? 'head' : POINT_KINDS.find((k) => k === m.lbkind);
-  if (kind === undefined) return undefined;
-  return { cycle: Number(m.lbcycle), snapshot, kind, seq: Number(m.lbseq), generation: metaDecode(m.lbgeneration ?? ''), time: Number(m.lbtime) };
-}
-
-function pointNotFound(pointId: string, diskId: string): ReplicaStateError {
-  return new ReplicaStateError('replica.pointNotFound', `Disk ${diskId} has no recovery point ${pointId}`, {
-    details: { pointId, diskId },
-    hint: 'List the points again: it may have been pruned by retention or discarded by a failover commit.',
-  });
-}
-
 function badMeta(what: string, path: string): InvalidInputError {
   return new InvalidInputError('replica.invalidCycleMeta', `Invalid cycle metadata: ${what}`, {
     where: { path },
@@ -105,25 +73,7 @@ function validateMeta(meta: CycleMeta): void {
   if (typeof meta.generation !== 'string' || meta.generation.length === 0 || meta.generation.length > 1024) throw badMeta('generation', '/generation');
   if (!Number.isSafeInteger(meta.seq) || meta.seq <= 0) throw badMeta(`seq ${String(meta.seq)}`, '/seq');
   if (typeof meta.time !== 'number' || !Number.isFinite(meta.time)) throw badMeta(`time ${String(meta.time)}`, '/time');
-  if (meta.point !== undefined && !POINT_KINDS.includes(meta.point)) throw badMeta(`point ${String(meta.point)}`, '/point');
-}
-
-/** Run `jobs` with at most `limit` in flight; rejects with the first failure after all settled. */
-async function bounded(limit: number, jobs: ReadonlyArray<() => Promise<void>>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length && failure === undefined) {
-      const job = jobs[next++]!;
-      try {
-        await job();
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, jobs.length)) }, worker));
-  if (failure !== undefined) throw failure;
+  if (meta.point !== undefined && !isPointKind(meta.point)) throw badMeta(`point ${String(meta.point)}`, '/point');
 }
 
 /** Merge `[from, to)` ranges. */
@@ -210,7 +160,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
   static async open(args: AzureReplicaDiskArgs): Promise<AzureReplicaDisk> {
     const names = diskBlobNames(args.diskId);
     const base = args.container.getPageBlobClient(names.base);
-    let props = await AzureReplicaDisk.properties(base, args.diskId);
+    let props = await baseProperties(base, args.diskId);
     let created = false;
     if (props === undefined) {
       const instance = randomBytes(16).toString('hex');
@@ -222,36 +172,14 @@ export class AzureReplicaDisk implements ReplicaDisk {
       } catch (e) {
         if (statusOf(e) !== 409) return azureCall(`create the replica of disk ${args.diskId}`, () => Promise.reject(e));
       }
-      props = await AzureReplicaDisk.properties(base, args.diskId);
+      props = await baseProperties(base, args.diskId);
       if (props === undefined) throw new ReplicaStateError('replica.corrupt', `The replica of disk ${args.diskId} vanished while it was created`, { hint: 'Another process deletes it; retry.' });
     }
     const m = props.metadata ?? {};
-    if (m.lbformat !== FORMAT) {
-      throw new ReplicaStateError(m.lbformat === undefined ? 'replica.corrupt' : 'replica.formatVersion', `Blob ${names.base} is not a Lifeboat replica of format ${FORMAT} (lbformat ${String(m.lbformat)})`, {
-        hint: 'Use a container of its own for each vault; a newer Lifeboat wrote this replica if the format is higher.',
-      });
-    }
-    if (m.lbsize !== String(args.sizeBytes)) {
-      throw new ReplicaStateError('replica.sizeMismatch', `The replica of disk ${args.diskId} has ${String(m.lbsize)} bytes, not ${args.sizeBytes}`, {
-        details: { diskId: args.diskId, replicaBytes: Number(m.lbsize), requestedBytes: args.sizeBytes },
-        hint: 'A resized disk needs protection disabled and re-enabled (a new replica).',
-      });
-    }
-    if (!/^[0-9a-f]{32}$/.test(m.lbinstance ?? '') || metaDecode(m.lbdiskid ?? '') !== args.diskId) {
-      throw new ReplicaStateError('replica.corrupt', `Blob ${names.base} does not hold disk ${args.diskId}`, { hint: 'Do not rename or edit replica blobs by hand.' });
-    }
-    const disk = new AzureReplicaDisk(args, m.lbinstance!, args.container);
+    const instance = checkBaseMetadata(m, names.base, args.diskId, args.sizeBytes);
+    const disk = new AzureReplicaDisk(args, instance, args.container);
     await disk.recover(m, created);
     return disk;
-  }
-
-  private static async properties(base: PageBlobClient, diskId: string): Promise<BlobGetPropertiesResponse | undefined> {
-    try {
-      return await base.getProperties();
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      return azureCall(`open the replica of disk ${diskId}`, () => Promise.reject(e));
-    }
   }
 
   /** §4 footer, §5 recovery steps 1–3. Idempotent. */
@@ -286,16 +214,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
   }
 
   private async loadSnapshots(): Promise<void> {
-    const name = this.base.name;
-    const found: Snap[] = [];
-    await azureCall(`list the points of disk ${this.diskId}`, async () => {
-      for await (const item of this.container.listBlobsFlat({ prefix: name, includeSnapshots: true, includeMetadata: true })) {
-        if (item.name !== name || item.snapshot === undefined || item.snapshot === '') continue;
-        const s = snapOf(item.snapshot, item.metadata);
-        if (s !== undefined) found.push(s);
-      }
-    });
-    this.snaps = found.sort((a, b) => a.cycle - b.cycle);
+    this.snaps = await listSnapshots(this.container, this.base, this.diskId);
   }
 
   /** Base metadata without a marker, with the current `lbnextcycle`. */
@@ -748,23 +667,7 @@ export class AzureReplicaDisk implements ReplicaDisk {
     return this.locked(async () => {
       const s = this.snaps.find((x) => isPoint(x) && pointIdOf(x.cycle) === pointId);
       if (s === undefined) throw pointNotFound(pointId, this.diskId);
-      const target = this.container.getPageBlobClient(`${EXPORTS_PREFIX}${encodeDiskId(name)}.vhd`);
-      const what = `export point ${pointId} of disk ${this.diskId}`;
-      // Copied through this process, not with Copy Blob: Azurite 3.37 shares the pages of a copy with its source
-      // snapshot, so a VM writing to the export would change the point (docs/azure-target.md §8).
-      await azureCall(what, () => target.create(this.blobBytes, { metadata: { lbdiskid: metaEncode(this.diskId), lbpoint: pointId, lbcomplete: '0' } }));
-      const source = this.base.withSnapshot(s.snapshot);
-      const jobs: Array<() => Promise<void>> = [];
-      for (let at = 0; at < this.blobBytes; at += MAX_PAGE_WRITE) {
-        const n = Math.min(MAX_PAGE_WRITE, this.blobBytes - at);
-        jobs.push(async () => {
-          const data = await azureCall(what, () => source.downloadToBuffer(at, n));
-          if (!isZero(data)) await azureCall(what, () => target.uploadPages(data, at, n));
-        });
-      }
-      await bounded(this.tuning.writeConcurrency, jobs);
-      await azureCall(what, () => target.setMetadata({ lbdiskid: metaEncode(this.diskId), lbpoint: pointId, lbcomplete: '1' }));
-      return { location: target.url, zeroCopy: false };
+      return exportSnapshot({ container: this.container, source: this.base.withSnapshot(s.snapshot), blobBytes: this.blobBytes, diskId: this.diskId, pointId, name, concurrency: this.tuning.writeConcurrency });
     });
   }
 

@@ -10,6 +10,7 @@ import { MiB } from '../../units';
 import { AsyncMutex } from './async-mutex';
 import { type AzureBlobTargetConfig, containerClientOf, describeConfig } from './azure-config';
 import { azureCall, classifyAzureError, isNotFound, statusOf } from './azure-errors';
+import { AzureReadOnlyDisk } from './azure-read-only-disk';
 import { type AzureDiskTuning, AzureReplicaDisk } from './azure-replica-disk';
 import { DISKS_PREFIX, diskBlobNames, diskIdOfBaseBlob, EXPORTS_PREFIX, encodeDiskId } from './blob-names';
 
@@ -38,6 +39,19 @@ function positive(name: string, v: number | undefined, fallback: number): number
   return v;
 }
 
+/** `replica.invalidDiskId` or `replica.invalidSize`, or `undefined` when the options are valid. */
+function checkDiskOptions(diskId: string, sizeBytes: number): InvalidInputError | undefined {
+  try {
+    encodeDiskId(diskId);
+  } catch (e) {
+    return e as InvalidInputError;
+  }
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % 512 !== 0) {
+    return new InvalidInputError('replica.invalidSize', `Disk size ${sizeBytes} is not a positive multiple of 512`, { where: { path: '/sizeBytes' }, details: { diskId, sizeBytes } });
+  }
+  return undefined;
+}
+
 /**
  * A `ReplicaTarget` over one container. Open it with
  * `AzureBlobReplicaTarget.open(options)`; one instance per container and
@@ -46,6 +60,7 @@ function positive(name: string, v: number | undefined, fallback: number): number
 export class AzureBlobReplicaTarget implements ReplicaTarget {
   readonly kind = 'azure-blob';
   private readonly disks = new Map<string, AzureReplicaDisk>();
+  private readonly readers = new Set<AzureReadOnlyDisk>();
   private readonly mutex = new AsyncMutex();
   private closed = false;
 
@@ -114,14 +129,8 @@ export class AzureBlobReplicaTarget implements ReplicaTarget {
    */
   openDisk(options: OpenDiskOptions): Promise<AzureReplicaDisk> {
     const { diskId, sizeBytes } = options;
-    try {
-      encodeDiskId(diskId);
-      if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % 512 !== 0) {
-        throw new InvalidInputError('replica.invalidSize', `Disk size ${sizeBytes} is not a positive multiple of 512`, { where: { path: '/sizeBytes' }, details: { diskId, sizeBytes } });
-      }
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    const bad = checkDiskOptions(diskId, sizeBytes);
+    if (bad !== undefined) return Promise.reject(bad);
     return this.locked(async () => {
       const open = this.disks.get(diskId);
       if (open !== undefined) {
@@ -140,6 +149,29 @@ export class AzureBlobReplicaTarget implements ReplicaTarget {
       });
       this.disks.set(diskId, disk);
       return disk;
+    });
+  }
+
+  /**
+   * Open an existing replica read-only (§8a): points, views and exports,
+   * without crash recovery or any write to the replica, so a process other
+   * than the disk's writer may read it while replication goes on. Not the
+   * instance `openDisk` returns; closed with the target. Throws
+   * `InvalidInputError` (`replica.invalidDiskId`, `replica.invalidSize`),
+   * `ReplicaStateError` (`replica.diskNotFound`, `replica.sizeMismatch`,
+   * `replica.corrupt`, `replica.formatVersion`) or a classified Azure error.
+   */
+  openDiskReadOnly(options: OpenDiskOptions): Promise<AzureReadOnlyDisk> {
+    const { diskId, sizeBytes } = options;
+    const bad = checkDiskOptions(diskId, sizeBytes);
+    if (bad !== undefined) return Promise.reject(bad);
+    return this.locked(async () => {
+      const d = await AzureReadOnlyDisk.open({
+        container: this.container, diskId, sizeBytes, readConcurrency: this.tuning.readConcurrency, writeConcurrency: this.tuning.writeConcurrency,
+        onClose: (x) => this.readers.delete(x),
+      });
+      this.readers.add(d);
+      return d;
     });
   }
 
@@ -195,6 +227,7 @@ export class AzureBlobReplicaTarget implements ReplicaTarget {
     await this.mutex.run(async () => {
       this.closed = true;
       for (const d of [...this.disks.values()]) await d.close();
+      for (const d of [...this.readers]) await d.close();
       this.disks.clear();
     });
   }

@@ -1,4 +1,5 @@
 export { AzureBlobReplicaTarget, type AzureBlobReplicaTargetOptions } from './azure-replica-target';
+export { AzureReadOnlyDisk } from './azure-read-only-disk';
 export { AzureReplicaDisk, type AzureReplicaStats, MAX_PAGE_WRITE } from './azure-replica-disk';
 export { type AzureBlobTargetConfig, containerClientOf, describeConfig } from './azure-config';
 export { classifyAzureError } from './azure-errors';

@@ -291,6 +291,45 @@ describe('AzureBlobReplicaTarget on Azurite: configuration, errors, index, outag
     });
   });
 
+  describe('the read-only open (§8a)', () => {
+    it('exports a point while the writer has a cycle in flight: no restore, the replica untouched, the writer\'s cycle commits whole', async () => {
+      const container = `unit-${++n}`;
+      const writer = await open({ batchBytes: 128 * KiB }, container);
+      const disk = await writer.openDisk({ diskId: 'vm1/d0', sizeBytes: SIZE });
+      const a = patternBytes(SIZE, 71);
+      let w = await disk.beginCycle({ generation: 'g1', seq: 1, time: 10, point: 'crashConsistent' });
+      await w.write(0, a);
+      const p1 = (await w.commit())!;
+      // A cycle in flight: flushes in the base blob, the journal names them. A recovery by the reader would write
+      // the head over them, and the writer's snapshot would then mix two states.
+      w = await disk.beginCycle({ generation: 'g1', seq: 2, time: 20, point: 'crashConsistent' });
+      const b = patternBytes(900 * KiB, 72);
+      await w.write(4096, b);
+      const raw = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(container);
+      assert.ok(await raw.getBlobClient('disks/vm1~2fd0/journal').exists());
+
+      const reader = await open({}, container);
+      const ro = await reader.openDiskReadOnly({ diskId: 'vm1/d0', sizeBytes: SIZE });
+      assert.deepEqual(await ro.listPoints(), [p1]);
+      const exp = await ro.exportPoint(p1.id, 'vm1-test--d0');
+      const exported = await new PageBlobClient(exp.location, BlobServiceClient.fromConnectionString(azurite.connectionString).credential).downloadToBuffer();
+      assert.ok(exported.subarray(0, SIZE).equals(a), 'the export is the point');
+      const v = await ro.openView(p1.id);
+      assert.ok((await v.read(0, SIZE)).equals(a));
+      await ro.close();
+      await reader.close();
+      assert.ok(await raw.getBlobClient('disks/vm1~2fd0/journal').exists(), 'the writer\'s journal is still there');
+
+      const p2 = (await w.commit())!;
+      const expected = Buffer.from(a);
+      b.copy(expected, 4096);
+      assert.ok((await readAll(disk, p2.id)).equals(expected), 'the writer\'s cycle is whole');
+      assert.equal(disk.stats().restores, 0);
+      await rejectsWith((await writer.openDiskReadOnly({ diskId: 'vm1/d0', sizeBytes: SIZE })).exportPoint('p-00000000000000ff', 'x'), 'nonRecoverable', 'replica.pointNotFound');
+      await rejectsWith(writer.openDiskReadOnly({ diskId: 'nothing', sizeBytes: SIZE }), 'nonRecoverable', 'replica.diskNotFound');
+    });
+  });
+
   describe('a commit whose reply is lost (§5)', () => {
     it('counts as committed: abort says cycle.alreadyApplied, the point is listed and exact, nothing is undone', async () => {
       const t = await open({ batchBytes: 128 * KiB });
