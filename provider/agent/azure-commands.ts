@@ -3,12 +3,16 @@
  * for a failover in scenario B, played in the lab by an agent registered in
  * a site of kind `azure`.
  *
- * - `azure.startVm`: resolve the point per disk among the page blob's
+ * - `azure.startVm`: open the page blobs read-only (docs/azure-target.md
+ *   §8a: the source may still be writing them — a test failover, or an
+ *   unplanned one whose primary is not fenced yet — and a recovery here would
+ *   undo its cycle in flight), resolve the point per disk among the
  *   snapshots, export it as a standalone fixed-VHD blob (the blob a managed
  *   disk is imported from), download that blob into a local disk file (as
- *   Azure creates the managed disk), create the VM on it, start tracking every
- *   disk before the VM starts (so the failback knows every block the VM
- *   wrote), then start it. Answers the points and the export URLs.
+ *   Azure creates the managed disk), create the VM on it, and, for a real
+ *   failover, start tracking every disk before the VM starts (so the failback
+ *   knows every block the VM wrote); then start it. Answers the points and
+ *   the export URLs.
  * - `azure.removeVm`: turn the VM off, delete it, its disks and its exports.
  * - `azure.commit`: the chosen point becomes the replica's only one
  *   (`materialise` rolls the page blob back when it is older, then older
@@ -26,7 +30,7 @@ import { LifeboatError, NonRecoverableError } from '../errors';
 import { type Hypervisor, type NicSpec, type VmInfo } from '../hypervisor/hypervisor';
 import { type LabCreateFromDisksOptions, type LabWorkloadSpec } from '../hypervisor/lab';
 import { type RecoveryPointInfo } from '../replication/target';
-import { type AzureBlobReplicaTarget, type AzureReplicaDisk, containerClientOf, MAX_PAGE_WRITE } from '../targets/azure-blob';
+import { type AzureBlobReplicaTarget, type AzureReadOnlyDisk, type AzureReplicaDisk, containerClientOf, MAX_PAGE_WRITE } from '../targets/azure-blob';
 import { type AzureCredentialsSource, azureConfigOf, openAzureTarget } from './azure-target';
 import { type CommandHandler } from './command-runner';
 import { pointSpecOf, resolvePoints } from './failover-commands';
@@ -91,6 +95,21 @@ export function azureHandlers(ctx: AzureCommandContext, withItem: <T>(c: AgentCo
     }
   };
 
+  const withReadOnlyDisks = async <T>(c: AgentCommand, fn: (t: AzureBlobReplicaTarget, disks: { id: string; disk: AzureReadOnlyDisk; points: readonly RecoveryPointInfo[] }[]) => Promise<T>): Promise<T> => {
+    const target = await openAzureTarget(str(c.payload, 'item'), azureSpecOf(c), ctx.credentials);
+    try {
+      const disks = [];
+      for (const d of disksOf(c.payload)) {
+        const disk = await target.openDiskReadOnly({ diskId: replicaDiskId(str(c.payload, 'itemUid'), d.id), sizeBytes: d.sizeBytes });
+        disks.push({ id: d.id, disk, points: await disk.listPoints() });
+      }
+      return await fn(target, disks);
+    } finally {
+      // Closing the target closes its read-only disks.
+      await target.close().catch(() => undefined);
+    }
+  };
+
   const diskDir = (vmName: string): string => path.join(ctx.labDir, 'azure-disks', vmName);
 
   return {
@@ -100,7 +119,7 @@ export function azureHandlers(ctx: AzureCommandContext, withItem: <T>(c: AgentCo
       const test = c.payload.test === true;
       const nics = Array.isArray(c.payload.nics) ? (c.payload.nics as NicSpec[]) : [];
       const spec = azureSpecOf(c);
-      return withTarget(c, async (target, disks) => {
+      return withReadOnlyDisks(c, async (target, disks) => {
         const chosen = resolvePoints(pointSpecOf(c.payload.point), disks);
         const first = chosen.get(disks[0]!.id)!;
         const exports: Record<string, string> = {};
@@ -138,8 +157,8 @@ export function azureHandlers(ctx: AzureCommandContext, withItem: <T>(c: AgentCo
             },
           };
           await ctx.hypervisor.createFromDisks(options);
-          // Tracking starts before the first guest write: failback sends exactly what the VM wrote.
-          for (const d of disks) await ctx.hypervisor.enableTracking(name, d.id);
+          // Tracking starts before the first guest write: failback sends exactly what the VM wrote. A test VM never fails back.
+          if (!test) for (const d of disks) await ctx.hypervisor.enableTracking(name, d.id);
         } else {
           for (const d of disks) exports[d.id] = `${target.containerUrl}/exports/${exportName(name, d.id)}.vhd`;
         }

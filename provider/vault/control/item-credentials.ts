@@ -1,7 +1,8 @@
 /**
  * Which agent may read the storage secrets of an item (docs/azure-failover.md
  * §2): only the host that replicates it (the item's source host) or the
- * host that runs its failed-over VM in the `azure` role (`status.azureVm.host`).
+ * host that runs its failed-over or test VM in the `azure` role
+ * (`status.azureVm.host`, `status.testFailover.host`).
  */
 
 import type { JsonObject } from '../store/records';
@@ -28,10 +29,10 @@ export function itemCredentialsFor(services: VaultServices, vaultKey: string, ho
   }
   const status = itemStatus(o);
   const azureHost = ((o.status as JsonObject).azureVm as JsonObject | undefined)?.host;
-  const allowed = [status.sourceHost, typeof azureHost === 'string' ? azureHost : undefined].filter((h): h is string => h !== undefined);
+  const allowed = [status.sourceHost, typeof azureHost === 'string' ? azureHost : undefined, status.testFailover?.host].filter((h): h is string => h !== undefined);
   if (!allowed.some((h) => sameName(h, host))) {
     throw new VaultError(403, 'azure.credentialsRefused', `host ${host} neither replicates nor runs protected item '${item}'`, {
-      hint: 'only the item\'s source host and the host running its failed-over VM receive the storage credentials',
+      hint: 'only the item\'s source host and the host running its failed-over or test VM receive the storage credentials',
     });
   }
   return azureStorageCredentials(services, vaultKey, policy.name, p.azure);

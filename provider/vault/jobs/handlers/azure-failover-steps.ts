@@ -75,6 +75,12 @@ export function azurePayload(c: ItemContext): JsonObject {
   return { kind: 'azure', storageAccount: a.storageAccount, container: a.container, ...(a.endpoint === undefined ? {} : { endpoint: a.endpoint }) };
 }
 
+/** The Azure-side VM's name: the target VM's (@default the source VM's), `-test` appended for a test failover. */
+export function azureVmName(c: ItemContext, test: boolean): string {
+  const name = c.spec.targetVm?.name ?? c.spec.vm;
+  return test ? `${name}-test` : name;
+}
+
 function disksPayload(c: ItemContext): Json {
   return (c.status.disks ?? []).map((d) => ({ id: d.id, sizeBytes: d.sizeBytes }));
 }
@@ -89,10 +95,12 @@ export async function startAzureVm(ctx: StepContext, test: boolean, key = ''): P
   const host = String(ctx.get('target'));
   const ids = ctx.get('diskPoints');
   const point = typeof ids === 'object' && ids !== null && !Array.isArray(ids) ? { ids } : pointSpecPayload(String(ctx.job.input.point ?? 'latest'));
-  const vmName = c.spec.targetVm?.name ?? c.spec.vm;
+  const vmName = azureVmName(c, test);
   const nics = (ctx.get('nics') ?? []) as JsonObject[];
-  // The credentials route serves the azure host from here on.
-  updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, azureVm: { ...((s as unknown as { azureVm?: JsonObject }).azureVm ?? {}), host } }));
+  // The credentials route serves the azure host from here on. A test VM leaves the failover's record alone.
+  updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => (test
+    ? { ...s, testFailover: { vm: vmName, host, job: ctx.job.id } }
+    : { ...s, azureVm: { ...((s as unknown as { azureVm?: JsonObject }).azureVm ?? {}), host } }));
   const r = await ctx.runCommand(`${key}azureStart`, {
     host, type: 'azure.startVm', payload: { ...itemPayload(c), vmName, test, point, nics: nics as Json, disks: disksPayload(c), azure: azurePayload(c) },
   });
@@ -116,7 +124,7 @@ export async function startAzureVm(ctx: StepContext, test: boolean, key = ''): P
   const diskPoints = Object.fromEntries(Object.entries((r.disks ?? {}) as Record<string, { id: string }>).map(([d, p]) => [d, p.id]));
   const pointGenerations = Object.fromEntries(Object.entries((r.disks ?? {}) as Record<string, { generation?: string }>).map(([d, p]) => [d, p.generation ?? null]));
   if (test) {
-    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host, point: r.point as JsonObject, job: ctx.job.id }, azureVm }));
+    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host, point: r.point as JsonObject, job: ctx.job.id, azureVm } }));
     return;
   }
   if (Array.isArray(r.points)) {
@@ -152,8 +160,12 @@ export async function commitAzureFailover(ctx: StepContext, key = ''): Promise<J
 
 /** Remove an Azure-side failover VM and its exports. Idempotent. */
 export async function removeAzureVm(ctx: StepContext, host: string, vmName: string, key = ''): Promise<void> {
-  const c = loadItem(ctx);
-  await ctx.runCommand(`${key}azureRemove`, { host, type: 'azure.removeVm', payload: { ...itemPayload(c), vmName, disks: disksPayload(c), azure: azurePayload(c) } });
+  await ctx.runCommand(`${key}azureRemove`, { host, type: 'azure.removeVm', payload: azureRemovePayload(loadItem(ctx), vmName) });
+}
+
+/** The payload of `azure.removeVm`: the VM, and the disks whose exports go with it. */
+export function azureRemovePayload(c: ItemContext, vmName: string): JsonObject {
+  return { ...itemPayload(c), vmName, disks: disksPayload(c), azure: azurePayload(c) };
 }
 
 function pointSpecPayload(point: string): JsonObject {

@@ -24,7 +24,7 @@ import { NonRecoverableError, RecoverableError } from '../../../errors';
 import { itemStatus, transitionItem, updateItem } from '../../control/item-status';
 import type { JsonObject } from '../../store/records';
 import { type JobHandler } from '../job-handler';
-import { azurePayload } from './azure-failover-steps';
+import { azurePayload, azureRemovePayload } from './azure-failover-steps';
 import { isConnected, itemJobHooks, itemPayload, loadItem } from './item-job';
 
 export const failbackFromAzure: JobHandler = {
@@ -98,10 +98,7 @@ export const failbackFromAzure: JobHandler = {
       title: 'Remove the Azure-side VM and its exports',
       async run(ctx) {
         const c = loadItem(ctx);
-        await ctx.runCommand('removeAzureVm', {
-          host: String(ctx.get('azureHost')), type: 'azure.removeVm',
-          payload: { ...itemPayload(c), vmName: String(ctx.get('vmName')), disks: (c.status.disks ?? []) as unknown as JsonObject[], azure: azurePayload(c) },
-        });
+        await ctx.runCommand('removeAzureVm', { host: String(ctx.get('azureHost')), type: 'azure.removeVm', payload: azureRemovePayload(c, String(ctx.get('vmName'))) });
       },
     },
     {

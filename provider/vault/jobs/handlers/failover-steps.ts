@@ -12,7 +12,7 @@ import { iso } from '../../control/services';
 import { itemStatus, transitionItem, updateItem, type ItemStatus } from '../../control/item-status';
 import type { Json, JsonObject } from '../../store/records';
 import type { StepContext } from '../job-handler';
-import { azureHost, azureNics, commitAzureFailover, isAzureItem, startAzureVm } from './azure-failover-steps';
+import { azureHost, azureNics, commitAzureFailover, isAzureItem, removeAzureVm, startAzureVm } from './azure-failover-steps';
 import { bestEffortCommand, type ItemContext, inventoryOf, isConnected, itemPayload, loadItem, networkMappingsFor } from './item-job';
 
 /** The hosts of an item: where its VM ran and where its replica is. */
@@ -97,12 +97,6 @@ export function pointPayload(point: string): JsonObject {
 export function checkPrerequisites(ctx: StepContext, needSource: boolean, test: boolean): void {
   const c = loadItem(ctx);
   ctx.progress(20, 'checking hosts');
-  if (test && isAzureItem(c)) {
-    // The azure host would open the page blobs while the source keeps writing them (docs/azure-failover.md §8).
-    throw new NonRecoverableError('failover.azureTestNotSupported', `test failover of item '${c.item.name}' to Azure is not supported yet`, {
-      hint: 'run a planned failover in a maintenance window, or test the recovery with the lab\'s secondary-site policy',
-    });
-  }
   const hosts = failoverHosts(ctx, c, needSource);
   ctx.progress(60, 'checking network mappings');
   const nics = isAzureItem(c) ? azureNics(ctx, c, hosts.source, test) : mappedNics(ctx, c, hosts, test);
@@ -143,7 +137,7 @@ export async function startFailoverVm(ctx: StepContext, test: boolean, key = '')
   const pointGenerations = Object.fromEntries(Object.entries((r.disks ?? {}) as Record<string, { generation?: string }>).map(([d, p]) => [d, p.generation ?? null]));
   const targetSite = String(ctx.services.store.getObject(ctx.job.vault, 'host', target)?.spec.site ?? '');
   if (test) {
-    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host: target, point: r.point as JsonObject, job: ctx.job.id } }));
+    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host: target, point: r.point as JsonObject, job: ctx.job.id, diskPoints } }));
     return;
   }
   if (Array.isArray(r.points)) {
@@ -161,9 +155,13 @@ export async function startFailoverVm(ctx: StepContext, test: boolean, key = '')
   if (t !== undefined && !t.ok && t.code !== 'state.unchanged') throw new NonRecoverableError('failover.stateRefused', t.message);
 }
 
-/** Remove a failover VM of the item (test cleanup, or the old VM when the point changes). Idempotent. */
+/** Remove a failover VM of the item (test cleanup, or the old VM when the point changes); an azure item's with its downloaded disks and exports. Idempotent. */
 export async function removeFailoverVm(ctx: StepContext, host: string, vmName: string, key = ''): Promise<void> {
   const c = loadItem(ctx);
+  if (isAzureItem(c)) {
+    await removeAzureVm(ctx, host, vmName, key);
+    return;
+  }
   await ctx.runCommand(`${key}remove`, { host, type: 'failover.removeVm', payload: { ...itemPayload(c), vmName } });
 }
 

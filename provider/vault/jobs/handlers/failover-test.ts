@@ -13,7 +13,9 @@
 import { updateItem } from '../../control/item-status';
 import type { JobHandler } from '../job-handler';
 import { bestEffortCommand, itemJobHooks, itemPayload, loadItem } from './item-job';
+import { azureRemovePayload, azureVmName, isAzureItem } from './azure-failover-steps';
 import { checkPrerequisites, startFailoverVm } from './failover-steps';
+import { checkTestVmDisks } from './failover-test-check';
 
 export const failoverTest: JobHandler = {
   type: 'failover.test',
@@ -21,13 +23,17 @@ export const failoverTest: JobHandler = {
   steps: [
     { name: 'checkPrerequisites', title: 'Check the recovery host and test network mappings', run: async (ctx) => checkPrerequisites(ctx, false, true) },
     { name: 'startTestVm', title: 'Start the test VM', weight: 2, run: (ctx) => startFailoverVm(ctx, true) },
+    { name: 'checkDisks', title: 'Compare the test VM\'s disks with the recovery point (checkData)', weight: 2, run: (ctx) => checkTestVmDisks(ctx) },
   ],
   ...itemJobHooks(),
   async compensate(ctx) {
     const c = loadItem(ctx);
     const target = ctx.get('target');
     if (typeof target === 'string') {
-      await bestEffortCommand(ctx, 'removeTestVm', target, 'failover.removeVm', { ...itemPayload(c), vmName: `${c.spec.vm}-test` }, `test VM ${c.spec.vm}-test`);
+      const vmName = isAzureItem(c) ? azureVmName(c, true) : `${c.spec.vm}-test`;
+      // An azure test VM goes with its downloaded disks and its exports.
+      const [type, payload] = isAzureItem(c) ? ['azure.removeVm', azureRemovePayload(c, vmName)] : ['failover.removeVm', { ...itemPayload(c), vmName }];
+      await bestEffortCommand(ctx, 'removeTestVm', target, type, payload, `test VM ${vmName}`);
     }
     updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => {
       const { testFailover: _drop, ...rest } = s;
