@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError, NonRecoverableError } from '../errors';
-import { type Hypervisor, type VmInfo } from '../hypervisor/hypervisor';
+import { type Hypervisor, type NicSpec, type VmInfo } from '../hypervisor/hypervisor';
 import { emptyStats, type Region, writeProgress } from '../replication/progress-file';
 import { scanSegmentFile } from '../replication/segment-reader';
 import { type AzureReplicaDisk } from '../targets/azure-blob';
@@ -44,6 +44,8 @@ import { type AgentCommand } from './vault-channel';
 export interface AzureFailbackContext {
   readonly hypervisor: Hypervisor;
   readonly itemsDir: string;
+  /** The lab root: disks a failback creates go to `<labDir>/disks/`. */
+  readonly labDir: string;
   readonly credentials: AzureCredentialsSource;
   readonly sources: Map<string, SourceItem>;
   newSourceItem(record: SourceRecord): SourceItem;
@@ -111,6 +113,10 @@ interface SourceSideResult {
   readonly version: 1;
   readonly job: string;
   readonly delta: boolean;
+  /** The VM was made from the whole blob (it was not on this host). */
+  readonly created?: boolean;
+  /** The regions the resumed protection's first resync compares, once the disk is written but not yet tracked. */
+  readonly seeded?: Record<string, Region[]>;
   readonly regionBytes: number;
   readonly bytesReceived: number;
   readonly comparedBlocks: number;
@@ -193,8 +199,21 @@ export function azureFailbackHandlers(ctx: AzureFailbackContext, withItem: <T>(c
       const file = path.join(itemDir(ctx.itemsDir, uid), 'azure-failback.source.json');
       let result = await readJson<SourceSideResult>(file);
       if (result?.job !== job) result = undefined;
-      const vm = await getVm(ctx.hypervisor, vmName);
-      if (vm === undefined) throw new NonRecoverableError('failback.vmGone', `VM ${vmName} is no longer on this host`, { hint: 'failing back to an alternate host is not built yet' });
+      let vm = await getVm(ctx.hypervisor, vmName);
+      if (vm !== undefined && c.payload.alternate === true && vm.tags['lifeboat.itemUid'] !== uid) {
+        throw new NonRecoverableError('failback.vmExists', `host already has a VM ${vmName} that is not item ${String(c.payload.item)}'s; failing back here would overwrite its disks`, {
+          hint: 'fail back to another host of the site (lifeboat failback ITEM --host HOST), or remove or rename that VM first',
+        });
+      }
+      if (result === undefined && vm === undefined) {
+        // No VM to bring up to date (an alternate host, or the original VM was deleted): make it from the whole blob.
+        const made = await createFromBlobs(ctx, c, uid, vmName, disks, job);
+        await trackAndSeed(ctx, uid, vmName, disks, made.seeded!, 'failback from Azure: a VM made from the whole blob; every block is compared');
+        result = made;
+        await writeFileAtomic(file, `${JSON.stringify(result)}\n`, 0o600);
+        vm = await ctx.hypervisor.get(vmName);
+      }
+      if (vm === undefined) throw new NonRecoverableError('failback.vmGone', `VM ${vmName} is no longer on this host`, { hint: 'fail back again: the VM is created from the blobs' });
       if (result === undefined) {
         const fromAzure = (c.payload.regions ?? {}) as Record<string, Region[] | null>;
         const generations = (c.payload.pointGenerations ?? {}) as Record<string, string | undefined>;
@@ -254,17 +273,7 @@ export function azureFailbackHandlers(ctx: AzureFailbackContext, withItem: <T>(c
             seeded[d.id] = regions;
           }
         });
-        // Tracked from the first write of the resumed protection; the resync over U finds the disk equal to the blob.
-        for (const d of disks) {
-          const t = await ctx.hypervisor.enableTracking(vmName, d.id);
-          await fs.mkdir(itemDir(ctx.itemsDir, uid), { recursive: true, mode: 0o700 });
-          await writeProgress(path.join(itemDir(ctx.itemsDir, uid), `${d.id}.replication.json`), {
-            version: 1, phase: 'resync', generation: t.generation, nextCycleSeq: 1, regions: seeded[d.id]!, doneBytes: 0,
-            reason: 'failback from Azure: the blocks written on either side since the failover point',
-            lastAppConsistentAt: undefined, stats: emptyStats,
-          });
-        }
-        await fs.rm(path.join(itemDir(ctx.itemsDir, uid), 'failover.json'), { force: true });
+        await trackAndSeed(ctx, uid, vmName, disks, seeded, 'failback from Azure: the blocks written on either side since the failover point');
         result = {
           version: 1, job, delta: [...plan.values()].every((r) => r !== null),
           regionBytes: Object.values(seeded).reduce((n, r) => n + regionBytes(r), 0), bytesReceived: received, comparedBlocks: compared,
@@ -292,7 +301,76 @@ export function azureFailbackHandlers(ctx: AzureFailbackContext, withItem: <T>(c
       if ((await ctx.hypervisor.get(vmName)).power === 'Off') await ctx.hypervisor.start(vmName);
       ctx.changed();
       ctx.inventoryChanged?.();
-      return { delta: result.delta, regionBytes: result.regionBytes, bytesReceived: result.bytesReceived, comparedBlocks: result.comparedBlocks };
+      return { delta: result.delta, created: result.created === true, regionBytes: result.regionBytes, bytesReceived: result.bytesReceived, comparedBlocks: result.comparedBlocks };
     }),
   };
+}
+
+/**
+ * Track every disk of the VM from the first write of the resumed protection,
+ * and seed its replication with a resync over `seeded` (which finds the disk
+ * equal to the blob); the old failover record goes.
+ */
+async function trackAndSeed(ctx: AzureFailbackContext, uid: string, vmName: string, disks: readonly ItemDisk[], seeded: Record<string, Region[]>, reason: string): Promise<void> {
+  await fs.mkdir(itemDir(ctx.itemsDir, uid), { recursive: true, mode: 0o700 });
+  for (const d of disks) {
+    const t = await ctx.hypervisor.enableTracking(vmName, d.id);
+    await writeProgress(path.join(itemDir(ctx.itemsDir, uid), `${d.id}.replication.json`), {
+      version: 1, phase: 'resync', generation: t.generation, nextCycleSeq: 1, regions: seeded[d.id]!, doneBytes: 0, reason, lastAppConsistentAt: undefined, stats: emptyStats,
+    });
+  }
+  await fs.rm(path.join(itemDir(ctx.itemsDir, uid), 'failover.json'), { force: true });
+}
+
+/**
+ * The full path of `azure.failbackSource` (docs/azure-failover.md §5): copy
+ * the blobs' head into new disk files (`<lab>/disks/<uid>-<disk>.raw`, zero
+ * spans skipped, renamed into place once complete), create the VM on them
+ * with the payload's NICs, then track it anew with a resync over the whole
+ * disk (it compares digests against the blobs' index and sends nothing).
+ * Throws `failback.cannotCreateVm` when the hypervisor refuses the VM.
+ */
+async function createFromBlobs(ctx: AzureFailbackContext, c: AgentCommand, uid: string, vmName: string, disks: readonly ItemDisk[], job: string): Promise<SourceSideResult> {
+  let received = 0;
+  const files = new Map<string, string>();
+  await withDisks(ctx, c, async (blobs) => {
+    for (const d of disks) {
+      const blob = blobs.get(d.id)!;
+      const head = (await blob.listPoints()).at(-1);
+      if (head === undefined) throw new NonRecoverableError('failback.noPoint', `the page blob of disk ${d.id} has no recovery point`);
+      const file = path.join(ctx.labDir, 'disks', `${uid}-${d.id}.raw`);
+      await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      const view = await blob.openView(head.id);
+      const fh = await fs.open(`${file}.part`, 'w', 0o600);
+      try {
+        await fh.truncate(d.sizeBytes);
+        for (let at = 0; at < d.sizeBytes; at += COPY_CHUNK) {
+          const data = await view.read(at, Math.min(COPY_CHUNK, d.sizeBytes - at));
+          received += data.length;
+          if (data.some((b) => b !== 0)) await fh.write(data, 0, data.length, at);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+        await view.close();
+      }
+      await fs.rename(`${file}.part`, file);
+      files.set(d.id, file);
+    }
+  });
+  try {
+    await ctx.hypervisor.createFromDisks({
+      name: vmName,
+      disks: disks.map((d) => ({ id: d.id, location: files.get(d.id)! })),
+      nics: Array.isArray(c.payload.nics) ? (c.payload.nics as NicSpec[]) : [],
+      tags: { 'lifeboat.item': str(c.payload, 'item'), 'lifeboat.itemUid': uid, 'lifeboat.failback': 'created from the blobs' },
+    });
+  } catch (e) {
+    throw new NonRecoverableError('failback.cannotCreateVm', `VM ${vmName} is not on this host and could not be created from the blobs: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e, hint: 'fail back to another host of the site (lifeboat failback ITEM --host HOST), or fix the cause and fail back again',
+    });
+  }
+  const whole = Object.fromEntries(disks.map((d) => [d.id, [{ offset: 0, length: d.sizeBytes }]]));
+  // The disks are complete and the VM exists: a rerun finds it and compares checksums.
+  return { version: 1, job, delta: false, created: true, regionBytes: disks.reduce((n, d) => n + d.sizeBytes, 0), bytesReceived: received, comparedBlocks: 0, seeded: whole };
 }

@@ -98,7 +98,7 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
       changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(),
     }, withItem)),
     ...(ctx.azureCredentials === undefined ? {} : azureFailbackHandlers({
-      hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, credentials: ctx.azureCredentials, sources: ctx.sources,
+      hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, labDir: ctx.labDir ?? path.join(path.dirname(ctx.itemsDir), 'lab'), credentials: ctx.azureCredentials, sources: ctx.sources,
       newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),
     }, withItem)),
     ...failoverHandlers(ctx, withItem),

@@ -254,10 +254,12 @@ export class VaultClient {
    * Start `protection.reprotect` for a FailoverCommitted item (reverse
    * replication); returns the job. 409 `protectedItem.notReprotectable`
    * otherwise. Failback is `failover(planned)`, `commitFailover` and
-   * `reprotect` again on the reprotected item.
+   * `reprotect` again on the reprotected item; for an item of an azure policy
+   * reprotect is the failback from Azure, to `options.host` (a host of the
+   * item's site; @default its source host).
    */
-  async reprotect(vault: string, name: string): Promise<JobInfo> {
-    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/reprotect`)).body;
+  async reprotect(vault: string, name: string, options: { readonly host?: string } = {}): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/reprotect`, options.host === undefined ? undefined : { host: options.host })).body;
   }
 
   /** Start `failover.testCleanup` for an item with a test VM; returns the job. 409 `testFailover.none` otherwise. */

@@ -27,6 +27,7 @@ export const SCHEMA_NAMES = [
   'failover-request',
   'plan-failover-request',
   'job-ack-request',
+  'reprotect-request',
 ] as const;
 
 export type SchemaName = (typeof SCHEMA_NAMES)[number];

@@ -34,7 +34,7 @@ const FAILOVER_USAGE = `lifeboat failover ITEM|--plan PLAN --type test|planned|u
 const COMMIT_USAGE = `lifeboat commit ITEM|--plan PLAN ${COMMON}`;
 const CLEANUP_USAGE = `lifeboat test-cleanup ITEM|--plan PLAN ${COMMON}`;
 const REPROTECT_USAGE = `lifeboat reprotect ITEM|--plan PLAN ${COMMON}`;
-const FAILBACK_USAGE = 'lifeboat failback ITEM|--plan PLAN [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
+const FAILBACK_USAGE = 'lifeboat failback ITEM|--plan PLAN [--host HOST] [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
 
 const FOLLOW_OPTIONS = { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, detach: { type: 'boolean' }, plan: { type: 'string' } } as const;
 
@@ -126,10 +126,13 @@ export const reprotect: Command = (args, ctx) => runJob(args, ctx, REPROTECT_USA
  * reprotect, restoring the original direction. Exit 1 at the first job that
  * does not succeed (the item is then where that job left it). An item of an
  * azure policy whose failover is committed fails back in one job
- * (`failback.fromAzure`, started through reprotect).
+ * (`failback.fromAzure`, started through reprotect), with `--host HOST` to
+ * another host of its site.
  */
 export const failback: Command = async (args, ctx) => {
-  const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, plan: { type: 'string' } }, FAILBACK_USAGE, 1);
+  const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, plan: { type: 'string' }, host: { type: 'string' } }, FAILBACK_USAGE, 1);
+  const host = typeof values.host === 'string' ? values.host : undefined;
+  if (host !== undefined && typeof values.plan === 'string') throw new UsageError('--host applies to one item failing back from Azure, not to a plan', `usage: ${FAILBACK_USAGE}`);
   if (typeof values.plan === 'string') return failbackPlan(ctx, values, values.plan);
   const item = positionals[0];
   if (item === undefined) throw new UsageError('which item (or --plan)?', `usage: ${FAILBACK_USAGE}`);
@@ -145,9 +148,12 @@ export const failback: Command = async (args, ctx) => {
   // Items of azure policies fail back in one job, started by reprotect (docs/azure-failover.md §5).
   const policy = await c.client.getObject(c.vault, 'replicationPolicies', (await c.client.getProtectedItem(c.vault, item)).spec.policy).catch(() => undefined);
   if (policy?.spec.target === 'azure' && status.activeLocation === 'recovery' && status.replicationState === 'FailoverCommitted') {
-    const job = await c.client.reprotect(c.vault, item);
-    if (format !== 'json') ctx.out.line(`failback from Azure of ${item}: job ${job.id}`);
+    const job = await c.client.reprotect(c.vault, item, host === undefined ? {} : { host });
+    if (format !== 'json') ctx.out.line(`failback from Azure of ${item}${host === undefined ? '' : ` to ${host}`}: job ${job.id}`);
     return watchJobs(ctx, c.client, c.vault, { id: job.id, format });
+  }
+  if (host !== undefined) {
+    throw new UsageError(`--host applies to an item failing back from Azure; ${item} is ${status.replicationState}${policy?.spec.target === 'azure' ? '' : ' and replicates to a secondary site'}`, 'leave out --host: a failback from a secondary site returns to the host that holds the replica');
   }
   if (status.activeLocation !== 'recovery' || status.replicationState !== 'Protected') {
     throw new LifeboatError('failback.notApplicable', 'nonRecoverable', `item ${item} is ${status.replicationState} with its workload at the ${status.activeLocation ?? 'primary'} site; failback needs it Protected in the reverse direction`, {

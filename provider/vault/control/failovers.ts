@@ -89,6 +89,11 @@ export function requestFailover(services: VaultServices, jobs: JobStarter, vault
         break;
       case 'reprotect':
         if (state !== 'FailoverCommitted') throw refuse('protectedItem.notReprotectable', item.name, state, 'reprotect needs a committed failover', 'commit the failover first (lifeboat commit ITEM)');
+        if (input.host !== undefined && !isAzurePolicyItem(services, vault, item)) {
+          throw new VaultError(400, 'reprotect.hostNotApplicable', `item '${item.name}' replicates to a secondary site; host applies to a failback from Azure only`, {
+            hint: 'leave host out: reprotect makes the old primary the replica, and failback returns to the host that holds it',
+          });
+        }
         break;
     }
     // Items of azure policies fail back to their primary instead (docs/azure-failover.md §5).

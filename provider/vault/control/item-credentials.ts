@@ -2,7 +2,8 @@
  * Which agent may read the storage secrets of an item (docs/azure-failover.md
  * §2): only the host that replicates it (the item's source host) or the
  * host that runs its failed-over or test VM in the `azure` role
- * (`status.azureVm.host`, `status.testFailover.host`).
+ * (`status.azureVm.host`, `status.testFailover.host`), and the host a
+ * failback from Azure is bringing the workload to (`status.failbackTo`).
  */
 
 import type { JsonObject } from '../store/records';
@@ -29,7 +30,10 @@ export function itemCredentialsFor(services: VaultServices, vaultKey: string, ho
   }
   const status = itemStatus(o);
   const azureHost = ((o.status as JsonObject).azureVm as JsonObject | undefined)?.host;
-  const allowed = [status.sourceHost, typeof azureHost === 'string' ? azureHost : undefined, status.testFailover?.host].filter((h): h is string => h !== undefined);
+  // A failback to an alternate host opens the blobs there before that host becomes the source host.
+  const failbackTo = (o.status as JsonObject).failbackTo;
+  const allowed = [status.sourceHost, typeof azureHost === 'string' ? azureHost : undefined, status.testFailover?.host, typeof failbackTo === 'string' ? failbackTo : undefined]
+    .filter((h): h is string => h !== undefined);
   if (!allowed.some((h) => sameName(h, host))) {
     throw new VaultError(403, 'azure.credentialsRefused', `host ${host} neither replicates nor runs protected item '${item}'`, {
       hint: 'only the item\'s source host and the host running its failed-over or test VM receive the storage credentials',

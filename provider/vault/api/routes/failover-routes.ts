@@ -43,9 +43,12 @@ export function failoverRoutes(): Route[] {
     },
     {
       method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/reprotect', operationId: 'reprotectProtectedItem', summary: 'Reprotect (reverse replication)',
-      description: 'Starts protection.reprotect for a FailoverCommitted item: the old primary becomes the replica, brought in step by comparing only the blocks written on either side since the failover point. Failback is a planned failover of the reprotected item, a commit and a reprotect again.',
-      tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
-      handle: (ctx) => start(ctx, 'reprotect'),
+      description: 'Starts protection.reprotect for a FailoverCommitted item: the old primary becomes the replica, brought in step by comparing only the blocks written on either side since the failover point. Failback is a planned failover of the reprotected item, a commit and a reprotect again. For an item of an azure policy it starts failback.fromAzure, to the item\'s source host or to the body\'s `host` of the same site.',
+      tags: ['protectedItems'], auth: 'admin', body: 'reprotect-request', bodyOptional: true, responses: { ...jobAnswer, ...errors(400) },
+      handle: (ctx) => {
+        const host = (ctx.body as { host?: string } | undefined)?.host;
+        return start(ctx, 'reprotect', host === undefined ? {} : { host });
+      },
     },
     {
       method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/testCleanup', operationId: 'cleanUpTestFailover', summary: 'Clean up a test failover',

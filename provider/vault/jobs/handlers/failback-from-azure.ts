@@ -1,18 +1,23 @@
 /**
  * `failback.fromAzure` (docs/azure-failover.md §5): the reprotect of an item
  * that failed over to Azure and committed, done as ASR does a failback in
- * scenario B — back to the original VM on its primary host, then protected
- * to Azure again. Started by the reprotect route for items of azure policies
+ * scenario B — back to the original VM on its primary host (or to an
+ * alternate host of the same site, input `host`), then protected to Azure
+ * again. Started by the reprotect route for items of azure policies
  * (state `FailoverCommitted` → `Reprotecting` → `Protected`).
  *
  * | step | what | commands |
  * |---|---|---|
- * | `checkPrerequisites` | the azure host and the primary host connected | — |
+ * | `checkPrerequisites` | the azure host and the failback host (the source host, or `host`: registered, of the item's site, not the azure role) connected; NICs: the source networks of the Azure mappings; `status.failbackTo` lets the host fetch the storage credentials | — |
  * | `shutDownAzureVm` | fence the Azure-side VM (flush); its written blocks C go into the page blobs as one cycle (head P' = its disk) | `azure.prepareFailback` |
- * | `syncPrimary` | the old VM's disk gets the blob's blocks of U = B ∪ C (checksum compare as the fallback); tracked anew, protection to Azure seeded with a resync over U; VM unfenced and started | `azure.failbackSource` |
+ * | `syncPrimary` | the old VM's disk gets the blob's blocks of U = B ∪ C (checksum compare as the fallback); a host without the VM (alternate, or the VM was deleted) creates it from the whole blob; tracked anew, protection to Azure seeded with a resync; VM unfenced and started; the item's source host is the failback host | `azure.failbackSource` |
  * | `verify` | the seeded resync over U: finds the disk equal to the blob, commits the first point of the new generation | `resync.run` |
  * | `removeAzureVm` | the Azure-side VM, its disks and exports removed | `azure.removeVm` |
  * | `complete` | `Protected`, `activeLocation: primary`, `status.failback` | — |
+ *
+ * An old VM left on the original host by a failback to an alternate host
+ * stays fenced (its fence order is not released), and the vault no longer
+ * gives that host the item's storage credentials.
  *
  * Idempotent and resumable (commands keyed, each idempotent on its agent).
  * A failure before `syncPrimary` returns the item to `FailoverCommitted` (the
@@ -24,8 +29,9 @@ import { NonRecoverableError, RecoverableError } from '../../../errors';
 import { itemStatus, transitionItem, updateItem } from '../../control/item-status';
 import type { JsonObject } from '../../store/records';
 import { type JobHandler } from '../job-handler';
+import { type StepContext } from '../job-handler';
 import { azurePayload, azureRemovePayload } from './azure-failover-steps';
-import { isConnected, itemJobHooks, itemPayload, loadItem } from './item-job';
+import { type ItemContext, isConnected, itemJobHooks, itemPayload, loadItem, networkMappingsFor } from './item-job';
 
 export const failbackFromAzure: JobHandler = {
   type: 'failback.fromAzure',
@@ -38,15 +44,21 @@ export const failbackFromAzure: JobHandler = {
         const c = loadItem(ctx);
         const f = c.status.failover;
         if (f?.host === undefined || f.vm === undefined) throw new NonRecoverableError('failover.unknown', `item '${c.item.name}' has no record of its failover VM`, { hint: 'run a failover first' });
-        const primary = c.status.sourceHost;
-        if (primary === undefined) throw new NonRecoverableError('failback.noPrimary', `item '${c.item.name}' has no primary host`);
+        const original = c.status.sourceHost;
+        if (original === undefined) throw new NonRecoverableError('failback.noPrimary', `item '${c.item.name}' has no primary host`);
+        const primary = failbackHost(ctx, c, typeof ctx.job.input.host === 'string' ? ctx.job.input.host : original);
         for (const h of [f.host, primary]) {
           if (!isConnected(ctx.services.store.getObject(ctx.job.vault, 'host', h))) {
-            throw new RecoverableError('host.notConnected', `host ${h} is not connected; failback needs the Azure side and the primary`, { hint: `check that the agent on ${h} runs` });
+            throw new RecoverableError('host.notConnected', `host ${h} is not connected; failback needs the Azure side and the primary`, {
+              hint: h === primary ? `check that the agent on ${h} runs, or fail back to another host of site ${c.spec.site}: lifeboat failback ${c.item.name} --host HOST` : `check that the agent on ${h} runs`,
+            });
           }
         }
+        const alternate = primary.toLowerCase() !== original.toLowerCase();
         const rolledBack = (c.status as unknown as { azureVm?: { commitRolledBack?: boolean } }).azureVm?.commitRolledBack === true;
-        ctx.set({ azureHost: f.host, primary, vmName: f.vm, delta: !rolledBack });
+        ctx.set({ azureHost: f.host, primary, alternate, vmName: f.vm, delta: !rolledBack && !alternate, nics: sourceNics(ctx, c) });
+        // The credentials route answers the failback host from here on (it opens the blobs before it is the source host).
+        updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, failbackTo: primary } as typeof s));
       },
     },
     {
@@ -60,8 +72,8 @@ export const failbackFromAzure: JobHandler = {
           payload: { ...itemPayload(c), vmName: String(ctx.get('vmName')), disks: (c.status.disks ?? []) as unknown as JsonObject[], azure: azurePayload(c), job: ctx.job.id },
         });
         ctx.set({ regions: r.regions ?? {}, azureRegionBytes: Number(r.regionBytes ?? 0) });
-        // The old VM will run again: no fence order for it any more.
-        updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => (s.failover === undefined ? s : { ...s, failover: { ...s.failover, released: true } }));
+        // The old VM will run again: no fence order for it any more. Failing back elsewhere, it stays fenced.
+        if (ctx.get('alternate') !== true) updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => (s.failover === undefined ? s : { ...s, failover: { ...s.failover, released: true } }));
       },
     },
     {
@@ -77,11 +89,17 @@ export const failbackFromAzure: JobHandler = {
             ...itemPayload(c), disks: (c.status.disks ?? []) as unknown as JsonObject[], policy: c.policy as unknown as JsonObject, azure: azurePayload(c),
             regions: (ctx.get('regions') ?? {}) as JsonObject, pointGenerations: (c.status.failover?.pointGenerations ?? {}) as JsonObject,
             delta: ctx.get('delta') === true, timeZone: String(site?.spec.timeZone ?? 'UTC'), job: ctx.job.id,
+            alternate: ctx.get('alternate') === true, nics: (ctx.get('nics') ?? []) as JsonObject[],
           },
         });
-        const failback = { job: ctx.job.id, delta: r.delta === true, regionBytes: Number(r.regionBytes ?? 0), bytesReceived: Number(r.bytesReceived ?? 0), comparedBlocks: Number(r.comparedBlocks ?? 0) };
+        const primary = String(ctx.get('primary'));
+        const failback = {
+          job: ctx.job.id, host: primary, delta: r.delta === true, created: r.created === true,
+          regionBytes: Number(r.regionBytes ?? 0), bytesReceived: Number(r.bytesReceived ?? 0), comparedBlocks: Number(r.comparedBlocks ?? 0),
+        };
         ctx.set({ synced: true });
-        updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, activeLocation: 'primary', failback } as typeof s));
+        // The workload runs there now: it is the item's source host (replication to Azure resumes from it).
+        updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, sourceHost: primary, activeLocation: 'primary', failback } as typeof s));
       },
     },
     {
@@ -108,7 +126,7 @@ export const failbackFromAzure: JobHandler = {
         const c = loadItem(ctx);
         if (c.status.replicationState === 'Reprotecting') {
           transitionItem(ctx.services, ctx.job.vault, c.item.name, 'Protected', `failed back to ${String(ctx.get('primary'))}; replicating to Azure again`, (s) => {
-            const { azureVm: _gone, ...rest } = s as typeof s & { azureVm?: unknown };
+            const { azureVm: _gone, failbackTo: _done, ...rest } = s as typeof s & { azureVm?: unknown; failbackTo?: unknown };
             return { ...rest, activeLocation: 'primary' } as typeof s;
           });
         }
@@ -120,7 +138,38 @@ export const failbackFromAzure: JobHandler = {
     const item = ctx.services.store.getObject(ctx.job.vault, 'protectedItem', ctx.job.target.name);
     if (item === undefined || itemStatus(item).replicationState !== 'Reprotecting') return;
     if (ctx.get('synced') !== true) {
-      transitionItem(ctx.services, ctx.job.vault, ctx.job.target.name, 'FailoverCommitted', `job ${ctx.job.id} stopped before the primary took the workload back`);
+      transitionItem(ctx.services, ctx.job.vault, ctx.job.target.name, 'FailoverCommitted', `job ${ctx.job.id} stopped before the primary took the workload back`, (s) => {
+        const { failbackTo: _drop, ...rest } = s as typeof s & { failbackTo?: unknown };
+        return rest as typeof s;
+      });
     }
   },
 };
+
+/**
+ * The host to fail back to: registered, of the item's site, not an azure-role
+ * host. Throws `NonRecoverableError` `host.notRegistered` or
+ * `failback.hostNotInSite`.
+ */
+function failbackHost(ctx: StepContext, c: ItemContext, name: string): string {
+  const h = ctx.services.store.getObject(ctx.job.vault, 'host', name);
+  if (h === undefined) {
+    throw new NonRecoverableError('host.notRegistered', `host ${name} is not registered in vault ${ctx.job.vault}`, { hint: `fail back to a registered host of site ${c.spec.site} (lifeboat hosts)` });
+  }
+  if (String(h.spec.site).toLowerCase() !== c.spec.site.toLowerCase()) {
+    throw new NonRecoverableError('failback.hostNotInSite', `host ${h.name} is in site ${String(h.spec.site)}, not in site ${c.spec.site} of item '${c.item.name}'`, {
+      hint: `fail back to a host of site ${c.spec.site}`,
+    });
+  }
+  return h.name;
+}
+
+/** The NICs of the VM on the primary site: each Azure NIC on the source network of its Azure mapping (for a VM the failback creates). */
+function sourceNics(ctx: StepContext, c: ItemContext): JsonObject[] {
+  const nics = ((c.status as unknown as { azureVm?: { nics?: { name: string; network: string }[] } }).azureVm?.nics ?? []);
+  const mappings = networkMappingsFor(ctx.services, ctx.job.vault, c.spec.site, undefined);
+  return nics.flatMap((n) => {
+    const m = mappings.find((x) => String(x.targetNetwork).toLowerCase() === n.network.toLowerCase());
+    return m === undefined ? [] : [{ name: n.name, network: String(m.sourceNetwork) }];
+  });
+}
