@@ -16,6 +16,7 @@ import {
   disksOf, hostTargetOf, type ItemRecord, loadRecords, policyOf, removeRecord, type ReplicaRecord, saveRecord,
   type SourceRecord, str,
 } from './item-records';
+import { failoverCheckHandlers } from './failover-check-commands';
 import { failoverHandlers } from './failover-commands';
 import { type AzureCommandContext, azureHandlers } from './azure-commands';
 import { azureFailbackHandlers } from './azure-failback-commands';
@@ -102,6 +103,7 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
       newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),
     }, withItem)),
     ...failoverHandlers(ctx, withItem),
+    ...failoverCheckHandlers(ctx, withItem),
     ...scriptHandlers({ scriptsDir: ctx.scriptsDir ?? path.join(path.dirname(ctx.itemsDir), 'scripts') }, () => ctx.now()),
     ...reprotectHandlers({
       hypervisor: ctx.hypervisor, itemsDir: ctx.itemsDir, sources: ctx.sources, newSourceItem: (r) => ctx.newSourceItem(r), changed: () => ctx.changed(), inventoryChanged: () => ctx.inventoryChanged?.(), now: () => ctx.now(),

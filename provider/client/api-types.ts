@@ -80,9 +80,23 @@ export interface ProtectedItemStatus {
   /** The current or last failover (docs/failover.md §5). */
   readonly failover?: FailoverInfo;
   /** The test-failover VM, while one exists. */
-  readonly testFailover?: { readonly vm: string; readonly host: string; readonly point?: RecoveryPoint; readonly job: string };
+  readonly testFailover?: {
+    readonly vm: string; readonly host: string; readonly point?: RecoveryPoint; readonly job: string;
+    readonly diskPoints?: Readonly<Record<string, string>>;
+    /** The data check of the test VM's disks, when the failover asked for it (docs/failover.md §4a). */
+    readonly check?: TestFailoverCheck;
+  };
   /** The last reprotect: whether only the blocks that can differ were compared (`delta`) and the bytes they cover. */
   readonly reprotect?: { readonly job: string; readonly delta: boolean; readonly regionBytes: number };
+}
+
+/** The data check of a test VM (`failover.checkDisks`, docs/failover.md §4a). */
+export interface TestFailoverCheck {
+  readonly checkedAt: string;
+  readonly disks: readonly {
+    readonly id: string; readonly bytes: number; readonly pointId: string; readonly vmPointId: string; readonly sha256: string;
+    readonly matchesPoint: boolean; readonly mismatchedBytes: number; readonly firstMismatch?: number; readonly guestWrittenBytes: number;
+  }[];
 }
 
 /** What the vault records of a failover. */
@@ -110,6 +124,8 @@ export interface FailoverRequest {
   readonly type: 'test' | 'planned' | 'unplanned';
   /** `latest`, `latestAppConsistent` or an ISO time. @default 'latest' */
   readonly point?: string;
+  /** Test only: compare the test VM's disks with the point (docs/failover.md §4a). @default false */
+  readonly checkData?: boolean;
 }
 
 /** `spec` of a protected item (schemas/protected-item.schema.json). */
@@ -284,6 +300,8 @@ export interface PlanFailoverRequest {
   readonly direction?: 'toRecovery' | 'toPrimary';
   /** Test only: the vault cleans up after this long. @default never */
   readonly expiresAfterSeconds?: number;
+  /** Test only: each test VM's disks are compared with its point (docs/failover.md §4a). @default false */
+  readonly checkData?: boolean;
 }
 
 /** `status` of a recovery plan (docs/recovery-plans.md §7). */

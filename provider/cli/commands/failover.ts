@@ -30,7 +30,7 @@ import { json, type OutputFormat } from '../output';
 import { watchJobs } from './jobs';
 
 const COMMON = '[--detach] [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
-const FAILOVER_USAGE = `lifeboat failover ITEM|--plan PLAN --type test|planned|unplanned [--point latest|latestAppConsistent|TIME] [--direction toRecovery|toPrimary] [--expires-after DURATION] ${COMMON}`;
+const FAILOVER_USAGE = `lifeboat failover ITEM|--plan PLAN --type test|planned|unplanned [--point latest|latestAppConsistent|TIME] [--direction toRecovery|toPrimary] [--expires-after DURATION] [--check-data] ${COMMON}`;
 const COMMIT_USAGE = `lifeboat commit ITEM|--plan PLAN ${COMMON}`;
 const CLEANUP_USAGE = `lifeboat test-cleanup ITEM|--plan PLAN ${COMMON}`;
 const REPROTECT_USAGE = `lifeboat reprotect ITEM|--plan PLAN ${COMMON}`;
@@ -86,7 +86,7 @@ async function runJob(
 
 /** `failover ITEM|--plan PLAN --type test|planned|unplanned [--point …] [--direction …] [--expires-after …]`. */
 export const failover: Command = (args, ctx) => runJob(args, ctx, FAILOVER_USAGE, {
-  type: { type: 'string' }, point: { type: 'string' }, direction: { type: 'string' }, 'expires-after': { type: 'string' },
+  type: { type: 'string' }, point: { type: 'string' }, direction: { type: 'string' }, 'expires-after': { type: 'string' }, 'check-data': { type: 'boolean' },
 }, (c, item, values) => {
   const type = values.type;
   if (type !== 'test' && type !== 'planned' && type !== 'unplanned') {
@@ -98,15 +98,19 @@ export const failover: Command = (args, ctx) => runJob(args, ctx, FAILOVER_USAGE
   }
   const direction = values.direction;
   const expires = durationOption(values['expires-after']);
+  // The test VMs' disks compared with their points (docs/failover.md §4a).
+  const checkData = values['check-data'] === true;
+  if (checkData && type !== 'test') throw new UsageError('--check-data applies to a test failover only', `usage: ${FAILOVER_USAGE}`);
   if (typeof values.plan !== 'string') {
     if (direction !== undefined || expires !== undefined) throw new UsageError('--direction and --expires-after apply to --plan only', `usage: ${FAILOVER_USAGE}`);
-    const request: FailoverRequest = { type, ...(point === undefined ? {} : { point }) };
+    const request: FailoverRequest = { type, ...(point === undefined ? {} : { point }), ...(checkData ? { checkData } : {}) };
     return c.client.failover(c.vault, item, request);
   }
   if (direction !== undefined && direction !== 'toRecovery' && direction !== 'toPrimary') throw new UsageError(`--direction ${String(direction)} is not toRecovery or toPrimary`, `usage: ${FAILOVER_USAGE}`);
   if (expires !== undefined && type !== 'test') throw new UsageError('--expires-after applies to a test failover only', `usage: ${FAILOVER_USAGE}`);
   const request: PlanFailoverRequest = {
     type, ...(point === undefined ? {} : { point }), ...(direction === undefined ? {} : { direction }), ...(expires === undefined ? {} : { expiresAfterSeconds: expires }),
+    ...(checkData ? { checkData } : {}),
   };
   return c.client.failoverPlan(c.vault, item, request);
 }, 'failover');

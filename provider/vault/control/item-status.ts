@@ -47,8 +47,16 @@ export interface ItemStatus {
   readonly failover?: FailoverInfo;
   /** The last reprotect: whether it sent only the blocks that can differ (`delta`), and how many bytes they cover. */
   readonly reprotect?: { readonly job: string; readonly delta: boolean; readonly regionBytes: number };
-  /** The test-failover VM, while one exists; for an azure item also the VM it stands for in Azure (`azureVm`, docs/azure-failover.md §4). */
-  readonly testFailover?: { readonly vm: string; readonly host: string; readonly point?: JsonObject; readonly job: string; readonly azureVm?: JsonObject };
+  /** The test-failover VM, while one exists. */
+  readonly testFailover?: {
+    readonly vm: string; readonly host: string; readonly point?: JsonObject; readonly job: string;
+    /** Per disk: the point id the test VM runs from. */
+    readonly diskPoints?: Readonly<Record<string, string>>;
+    /** The data check of the test VM's disks (`checkData`, docs/failover.md §4a). */
+    readonly check?: JsonObject;
+    /** An azure item's: the VM the test VM stands for in Azure (docs/azure-failover.md §4). */
+    readonly azureVm?: JsonObject;
+  };
   /** The job that currently owns the item, if any. */
   readonly activeJob?: { readonly id: string; readonly type: string };
   readonly lastJob?: { readonly id: string; readonly type: string; readonly state: string };

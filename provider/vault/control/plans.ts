@@ -39,6 +39,8 @@ export interface PlanFailoverRequest {
   readonly direction?: PlanDirection;
   /** Test only: the vault cleans the test failover up after this long. @default never */
   readonly expiresAfterSeconds?: number;
+  /** Test only: each test VM's disks are compared with its point. @default false */
+  readonly checkData?: boolean;
 }
 
 /** The plan's status fields the vault keeps (`activeLocation` is derived at read, `planStatusView`). */
@@ -118,6 +120,7 @@ export interface PlanJobInput {
   readonly direction?: PlanDirection;
   readonly point?: string;
   readonly expiresAfterSeconds?: number;
+  readonly checkData?: boolean;
   /** Started by the vault (an expired test failover), not by an operator. @default false */
   readonly automatic?: boolean;
   readonly groups: readonly { readonly name: string; readonly vms: readonly PlanVmInput[]; readonly actions: readonly PlanActionInput[] }[];
@@ -250,6 +253,7 @@ export function requestPlanOperation(
       ...(direction === undefined ? {} : { direction }),
       ...(point === undefined ? {} : { point }),
       ...(type === 'test' && request.expiresAfterSeconds !== undefined ? { expiresAfterSeconds: request.expiresAfterSeconds } : {}),
+      ...(type === 'test' && request.checkData === true ? { checkData: true } : {}),
       ...(request.automatic === true ? { automatic: true } : {}),
       groups: spec.groups.map((g, i) => ({
         name: groupName(g, i),

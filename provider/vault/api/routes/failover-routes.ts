@@ -31,8 +31,8 @@ export function failoverRoutes(): Route[] {
       tags: ['protectedItems'], auth: 'admin', body: 'failover-request',
       responses: { ...jobAnswer, ...errors(400) },
       handle: (ctx) => {
-        const body = ctx.body as { type: 'test' | 'planned' | 'unplanned'; point?: string };
-        return start(ctx, body.type, body.point === undefined ? {} : { point: body.point });
+        const body = ctx.body as { type: 'test' | 'planned' | 'unplanned'; point?: string; checkData?: boolean };
+        return start(ctx, body.type, { ...(body.point === undefined ? {} : { point: body.point }), ...(body.type === 'test' && body.checkData === true ? { checkData: true } : {}) });
       },
     },
     {

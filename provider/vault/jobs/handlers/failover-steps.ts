@@ -137,7 +137,7 @@ export async function startFailoverVm(ctx: StepContext, test: boolean, key = '')
   const pointGenerations = Object.fromEntries(Object.entries((r.disks ?? {}) as Record<string, { generation?: string }>).map(([d, p]) => [d, p.generation ?? null]));
   const targetSite = String(ctx.services.store.getObject(ctx.job.vault, 'host', target)?.spec.site ?? '');
   if (test) {
-    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host: target, point: r.point as JsonObject, job: ctx.job.id } }));
+    updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, testFailover: { vm: vmName, host: target, point: r.point as JsonObject, job: ctx.job.id, diskPoints } }));
     return;
   }
   if (Array.isArray(r.points)) {

@@ -15,6 +15,7 @@ import type { JobHandler } from '../job-handler';
 import { bestEffortCommand, itemJobHooks, itemPayload, loadItem } from './item-job';
 import { azureRemovePayload, azureVmName, isAzureItem } from './azure-failover-steps';
 import { checkPrerequisites, startFailoverVm } from './failover-steps';
+import { checkTestVmDisks } from './failover-test-check';
 
 export const failoverTest: JobHandler = {
   type: 'failover.test',
@@ -22,6 +23,7 @@ export const failoverTest: JobHandler = {
   steps: [
     { name: 'checkPrerequisites', title: 'Check the recovery host and test network mappings', run: async (ctx) => checkPrerequisites(ctx, false, true) },
     { name: 'startTestVm', title: 'Start the test VM', weight: 2, run: (ctx) => startFailoverVm(ctx, true) },
+    { name: 'checkDisks', title: 'Compare the test VM\'s disks with the recovery point (checkData)', weight: 2, run: (ctx) => checkTestVmDisks(ctx) },
   ],
   ...itemJobHooks(),
   async compensate(ctx) {

@@ -204,7 +204,10 @@ class PlanRun {
   private startChild(gi: number, v: PlanVmRecord, op: FailoverOperation): void {
     const { services, job } = this.ctx;
     const point = this.input.point;
-    const input: JsonObject = (op === 'test' || op === 'unplanned') && point !== undefined ? { point } : {};
+    const input: JsonObject = {
+      ...((op === 'test' || op === 'unplanned') && point !== undefined ? { point } : {}),
+      ...(op === 'test' && this.input.checkData === true ? { checkData: true } : {}),
+    };
     try {
       const child = services.store.transaction(() => {
         const c = requestFailover(services, this.ctx.jobs, job.vault, v.item, op, { ...input, plan: this.input.plan, planJob: job.id });
