@@ -5,6 +5,7 @@ export { ReplicationPolicy, type ReplicationPolicyArgs, type AssociationArgs, ty
 export { NetworkMapping, type NetworkMappingArgs, type MappingTargetArgs } from './network-mapping';
 export { ProtectedVm, type ProtectedVmArgs, type TargetVmArgs } from './protected-vm';
 export { RecoveryPlan, type RecoveryPlanArgs, type RecoveryGroupArgs, type RecoveryActionArgs } from './recovery-plan';
+export { TestFailover, type TestFailoverArgs, type DrillVm, type DrillDisk } from './test-failover';
 export { type AdoptableArgs, type VaultObjectArgs } from './common-args';
 export { loadProtection, readProtectionModel, type LoadProtectionOptions, type AdoptOptions, type Protection } from './load-protection';
 export { resolveConnection, type ConnectionSources, type ResolvedConnection, type ConnectionOptions } from './connection';

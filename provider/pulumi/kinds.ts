@@ -5,9 +5,9 @@
 
 import { type ObjectKind } from './object-provider';
 
-export type ResourceKind = 'vault' | 'site' | 'replicationPolicy' | 'networkMapping' | 'protectedVm' | 'recoveryPlan';
+export type ResourceKind = 'vault' | 'site' | 'replicationPolicy' | 'networkMapping' | 'protectedVm' | 'recoveryPlan' | 'testFailover';
 
-export const KINDS: Readonly<Record<Exclude<ResourceKind, 'vault' | 'protectedVm'>, ObjectKind>> = {
+export const KINDS: Readonly<Record<Exclude<ResourceKind, 'vault' | 'protectedVm' | 'testFailover'>, ObjectKind>> = {
   site: {
     title: 'site',
     collection: 'sites',

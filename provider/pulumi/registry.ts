@@ -16,6 +16,8 @@ import { objectProvider } from './object-provider';
 import { KINDS, type ResourceKind } from './kinds';
 import { type ProviderContext } from './provider-context';
 import { protectedVmProvider } from './protected-vm-provider';
+import { recoveryPlanProvider } from './recovery-plan-provider';
+import { testFailoverProvider } from './test-failover-provider';
 import { type Props } from './props';
 import { vaultProvider } from './vault-provider';
 
@@ -46,6 +48,8 @@ export function providerOf(kind: ResourceKind, ctx: ProviderContext): pulumi.dyn
   switch (kind) {
     case 'vault': return vaultProvider(ctx);
     case 'protectedVm': return protectedVmProvider(ctx);
+    case 'recoveryPlan': return recoveryPlanProvider(ctx);
+    case 'testFailover': return testFailoverProvider(ctx);
     default: return objectProvider(KINDS[kind], ctx);
   }
 }
