@@ -39,14 +39,22 @@ LIFEBOAT_TOKEN_FILE, or the lab in ./.lab; --output json for scripts):
   status                       the vault, its hosts, protected items and active jobs
   vms                          every VM the hosts report, with its protection
   jobs [ID] [--watch]          the latest jobs, one job's steps, or follow jobs to their end
+  jobs show|ack|resume|cancel JOB [--comment TEXT]
+                               a job in full; acknowledge a plan's manual action; resume a
+                               plan stopped at a failure; cancel
   recovery-points ITEM         an item's retained recovery points
   resync ITEM [--wait]         start a resynchronisation of an item
-  failover ITEM --type test|planned|unplanned [--point latest|latestAppConsistent|TIME]
-                               fail an item over (follows the job; --detach returns at once)
-  commit ITEM                  commit a failover: its point becomes the only one
-  test-cleanup ITEM            remove an item's test-failover VM
-  reprotect ITEM               reverse replication after a committed failover
-  failback ITEM                planned failover back, commit and reprotect: the original direction
+  failover ITEM|--plan PLAN --type test|planned|unplanned [--point latest|latestAppConsistent|TIME]
+           [--direction toRecovery|toPrimary] [--expires-after DURATION] [--check-data]
+                               fail an item or a recovery plan over (follows the job; --detach
+                               returns at once); --check-data compares each test VM's disks
+                               with the point
+  commit ITEM|--plan PLAN      commit a failover: its point becomes the only one
+  test-cleanup ITEM|--plan PLAN  remove the test-failover VMs
+  reprotect ITEM|--plan PLAN   reverse replication after a committed failover
+  failback ITEM|--plan PLAN [--host HOST]
+                               planned failover back, commit and reprotect: the original
+                               direction (--host: an azure item to another host of its site)
 
 Protection files (no vault needed):
   validate FILE [--output json]  check a protection file as loadProtection does; exit 1 on problems
