@@ -232,6 +232,8 @@ export function commandHandlers(ctx: HandlerContext): Readonly<Record<string, Co
       const next: SourceRecord = { ...record, policy: policyOf(c.payload) };
       await saveRecord(ctx.itemsDir, next);
       await item.reconfigure(next);
+      // The policy's storage key changed: the blobs are opened again with it (docs/azure-failover.md §3).
+      if (c.payload.reopenStorage === true) await item.reopenStorage();
       return {};
     }),
 

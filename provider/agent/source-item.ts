@@ -195,20 +195,8 @@ export class SourceItem {
    * non-recoverable error, or the signal's reason.
    */
   async resync(reason: string, signal: AbortSignal, progress: (percent: number, message: string) => void): Promise<void> {
-    if (this.recordValue.target.kind === 'azure' && this.target !== undefined && this.slots.some((s) => s.status?.health === 'Critical')) {
-      // A key the account refused: open the blobs again with the credentials the vault holds now (docs/azure-failover.md §3).
-      await this.stopLoops();
-      for (const s of this.slots) {
-        await s.replica?.close().catch(() => undefined);
-        s.replica = undefined;
-        s.status = undefined;
-      }
-      await this.target.close().catch(() => undefined);
-      this.target = undefined;
-      await this.activation?.catch(() => undefined);
-      this.activation = undefined;
-      this.start(this.recordValue);
-    }
+    // A key the account refused: open the blobs again with the credentials the vault holds now (docs/azure-failover.md §3).
+    if (this.slots.some((s) => s.status?.health === 'Critical')) await this.reopenStorage();
     if (this.blocked !== undefined) this.activate();
     if (this.slots.some((s) => s.status?.health === 'Critical' && s.status.stuck === undefined)) {
       // Loops stopped by a non-recoverable error start again from their progress files.
@@ -328,6 +316,29 @@ export class SourceItem {
     await this.stopLoops();
     this.recordValue = record;
     if (wasStarted || record.started) this.startLoops();
+  }
+
+  /**
+   * An azure relationship whose storage credentials changed (docs/azure-failover.md
+   * §3): stop the loops, close the blobs, fetch the credentials from the
+   * vault again and start over from the progress files; a loop stopped by
+   * a refused key starts again. Nothing for other targets, or before the
+   * blobs were first opened. Idempotent; a failure to open with the new
+   * credentials stops the activation with that error, as at start.
+   */
+  async reopenStorage(): Promise<void> {
+    if (this.recordValue.target.kind !== 'azure' || this.target === undefined) return;
+    await this.stopLoops();
+    for (const s of this.slots) {
+      await s.replica?.close().catch(() => undefined);
+      s.replica = undefined;
+      s.status = undefined;
+    }
+    await this.target.close().catch(() => undefined);
+    this.target = undefined;
+    await this.activation?.catch(() => undefined);
+    this.activation = undefined;
+    this.start(this.recordValue);
   }
 
   /** Stop replication (the agent stops): loops and connection; trackers stay with the hypervisor. Idempotent. */

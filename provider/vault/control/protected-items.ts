@@ -67,8 +67,12 @@ export function afterItemPut(services: VaultServices, jobs: JobStarter, vault: s
   return undefined;
 }
 
-/** After a policy changed (inside its transaction): reconfigure the items that use it. Returns the jobs to run. */
-export function afterPolicyChange(services: VaultServices, jobs: JobStarter, vault: string, policy: string): JobRecord[] {
+/**
+ * After a policy changed (inside its transaction): reconfigure the items that
+ * use it; with `credentialsChanged` (a new storage key or connection string)
+ * their source hosts also re-open the blobs with it. Returns the jobs to run.
+ */
+export function afterPolicyChange(services: VaultServices, jobs: JobStarter, vault: string, policy: string, credentialsChanged = false): JobRecord[] {
   const out: JobRecord[] = [];
   for (const ref of services.store.referrers(vault, 'replicationPolicy', policy)) {
     if (ref.kind !== 'protectedItem') continue;
@@ -76,7 +80,7 @@ export function afterPolicyChange(services: VaultServices, jobs: JobStarter, vau
     if (item === undefined || activeJobOf(services, vault, item.name) !== undefined) continue;
     const state = itemStatus(item).replicationState;
     if (state === 'NotProtected' || isOperationInProgress(state) || isFailedOver(state)) continue;
-    out.push(startJob(services, jobs, vault, item.name, 'protection.update'));
+    out.push(startJob(services, jobs, vault, item.name, 'protection.update', credentialsChanged ? { credentialsChanged: true } : {}));
   }
   return out;
 }

@@ -8,7 +8,8 @@
  * shutdown and a later cycle, the blob equals the source. Then the account's
  * key is rotated (Azurite restarted with another key): the key the vault holds
  * is refused, non-recoverably, and the item turns Critical with the hint to
- * update the key, and no key in it.
+ * update the key, and no key in it. A policy PUT with the new key alone
+ * brings it back: the vault tells the source host to re-open the blobs.
  */
 
 import { strict as assert } from 'node:assert';
@@ -76,7 +77,7 @@ describe('azure: Azurite stopped mid-protection (lab up --azure)', function () {
     }
   });
 
-  it('a key the account no longer accepts makes the item Critical with azure.authenticationFailed and a hint, never a key; the new key and a resync bring it back', async () => {
+  it('a key the account no longer accepts makes the item Critical with azure.authenticationFailed and a hint, never a key; a policy PUT with the new key alone brings it back', async () => {
     const l = lab!;
     await l.stop('azurite');
     const rotated = randomBytes(64).toString('base64');
@@ -94,16 +95,22 @@ describe('azure: Azurite stopped mid-protection (lab up --azure)', function () {
     assert.match(text, /rotated key must be updated/);
     assert.ok(!text.includes(AZURITE_DEV_KEY) && !text.includes(rotated), 'a key appears in the item status');
 
-    // The operator gives the policy the new key and asks for a resync: the agent opens the blobs with it and catches up.
+    // The operator gives the policy the new key, nothing else: the spec is the same, and nobody asks for a resync.
     const policy = await l.client.getObject('lab', 'replicationPolicies', 'lab-azure-policy');
     const spec = policy.spec as { azure: Record<string, unknown> };
-    await l.client.putObject('lab', 'replicationPolicies', 'lab-azure-policy', { ...policy.spec, azure: { ...spec.azure, accountKey: rotated } } as never);
     const fixedAt = Date.now();
-    const resync = await l.client.resyncProtectedItem('lab', 'web');
-    await l.jobSucceeds(resync.id, 60_000);
+    await l.client.putObject('lab', 'replicationPolicies', 'lab-azure-policy', { ...policy.spec, azure: { ...spec.azure, accountKey: rotated } } as never);
     await waitFor('Normal again with a point after the new key', async () => {
       const s = (await l.client.getProtectedItem('lab', 'web')).status;
       return s.health === 'Normal' && s.lastReplicatedTime !== undefined && Date.parse(s.lastReplicatedTime) > fixedAt ? true : undefined;
     }, 60_000);
+    // The policy PUT's job told the source host to re-open the blobs (docs/azure-failover.md §3).
+    const last = (await l.client.getProtectedItem('lab', 'web')).status.lastJob;
+    assert.deepEqual([last?.type, last?.state], ['protection.update', 'Succeeded']);
+    const job = await l.client.getJob('lab', last!.id, { commands: true });
+    assert.ok((job.commands ?? []).some((c) => c.type === 'replication.configure' && c.host === 'primary-1'), 'the source host was told');
+    assert.ok(!JSON.stringify(job).includes(rotated), 'the key is not in the job');
+    // A resync, the operator's older way, still works with the key in force.
+    await l.jobSucceeds((await l.client.resyncProtectedItem('lab', 'web')).id, 60_000);
   });
 });

@@ -6,7 +6,7 @@
  * returns the same generation.
  */
 
-import { forgetAzureSecrets, recordAzureSecrets } from '../../control/policy-secrets';
+import { azureSecretsFingerprint, forgetAzureSecrets, recordAzureSecrets } from '../../control/policy-secrets';
 import { takeAzureSecrets } from '../../control/azure-credentials';
 import type { JsonObject } from '../../store/records';
 import { KINDS, referenceProblems, titleOf, type KindDefinition } from '../../control/kinds';
@@ -164,14 +164,18 @@ function kindRoutes(def: KindDefinition): Route[] {
               });
             }
           }
+          const keyBefore = def.kind === 'replicationPolicy' && existing !== undefined ? azureSecretsFingerprint(services, v.key, existing.name) : undefined;
           const put = services.store.putObject(v.key, def.kind, name, spec, refs, services.clock.now(), isItem ? initialItemStatus() : {});
           if (def.kind === 'replicationPolicy') recordAzureSecrets(services, v.key, put.object.name, spec, taken.secrets);
+          // A new storage key reaches the agents that hold the blobs open, also when the spec itself is unchanged (docs/azure-failover.md §3).
+          const keyAfter = def.kind === 'replicationPolicy' && spec.target === 'azure' ? azureSecretsFingerprint(services, v.key, put.object.name) : undefined;
+          const keyChanged = existing !== undefined && keyAfter !== undefined && keyAfter !== keyBefore;
           if (isItem) {
             const job = afterItemPut(services, engine, v.key, put.object, put.created, put.changed);
             if (job !== undefined) started.push(job.id);
           }
-          if (def.kind === 'replicationPolicy' && put.changed && !put.created) {
-            started.push(...afterPolicyChange(services, engine, v.key, put.object.name).map((j) => j.id));
+          if (def.kind === 'replicationPolicy' && (put.changed || keyChanged) && !put.created) {
+            started.push(...afterPolicyChange(services, engine, v.key, put.object.name, keyChanged).map((j) => j.id));
           }
           return { ...put, object: services.store.getObject(v.key, def.kind, name)! };
         });

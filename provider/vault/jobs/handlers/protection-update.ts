@@ -1,7 +1,11 @@
 /**
  * `protection.update`: push changed settings (the item's policy or target VM
  * settings) to the hosts of an item that replicates: `replication.configure`
- * to the source host, `replica.configure` to the recovery host.
+ * to the source host, `replica.configure` to the recovery host. Input
+ * `credentialsChanged` (a policy PUT gave a new storage key or connection
+ * string): the source host re-opens the item's blobs with it
+ * (`reopenStorage`); the azure host opens them per command and needs no
+ * word.
  *
  * Idempotent: it sends the current settings, whatever changed; running it
  * twice is harmless. What a failure leaves behind: hosts that did not take
@@ -27,7 +31,10 @@ export const protectionUpdate: JobHandler = {
         await ctx.runCommand('configure', {
           host: c.status.sourceHost,
           type: 'replication.configure',
-          payload: { ...itemPayload(c), policy: c.policy as unknown as JsonObject, targetVm: (c.spec.targetVm ?? {}) as JsonObject },
+          payload: {
+            ...itemPayload(c), policy: c.policy as unknown as JsonObject, targetVm: (c.spec.targetVm ?? {}) as JsonObject,
+            ...(ctx.job.input.credentialsChanged === true ? { reopenStorage: true } : {}),
+          },
         });
         return undefined;
       },
