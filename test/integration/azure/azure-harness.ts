@@ -15,6 +15,17 @@ function config(lab: TestLab): { accountName: string; accountKey: string; endpoi
   return { accountName: AZURITE_ACCOUNT, accountKey: AZURITE_DEV_KEY, endpoint: azuriteEndpoint(port), container: LAB_AZURE_CONTAINER };
 }
 
+/** The lab's network mapped to an Azure virtual network (with `testNetwork` if given); web01 of primary-1 protected as `web` into the lab's blobs. Returns the item's uid. */
+export async function protectToAzure(lab: TestLab, testNetwork?: string): Promise<string> {
+  await lab.client.putObject('lab', 'networkMappings', 'lab-to-vnet', {
+    source: { site: 'primary', network: 'lab-net' }, target: { azure: true, network: 'dr-vnet', subnet: 'default' }, ...(testNetwork === undefined ? {} : { testNetwork }),
+  } as never);
+  const created = await lab.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-azure-policy' });
+  await lab.jobSucceeds(created.status.activeJob!.id);
+  await waitFor('two recovery points', async () => ((await lab.client.recoveryPoints('lab', 'web')).length >= 2 ? true : undefined));
+  return created.uid;
+}
+
 /** The bytes of an item's disk at a point (the latest by default) in the lab's blobs, and the point. */
 export async function blobPoint(lab: TestLab, itemUid: string, sizeBytes: number, pointId?: string, disk = 'disk0'): Promise<{ bytes: Buffer; point: RecoveryPointInfo; points: readonly RecoveryPointInfo[] }> {
   const target = await AzureBlobReplicaTarget.open({ ...config(lab), createContainer: false });

@@ -17,7 +17,7 @@ import { readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { TestLab, waitFor } from '../lab/lab-harness';
 import { firstDifference, itemStatus, vmConfig, vmExists } from '../failover/failover-harness';
-import { blobPoint } from './azure-harness';
+import { blobPoint, protectToAzure } from './azure-harness';
 
 const DISK = 8 * 1024 * 1024;
 
@@ -70,11 +70,7 @@ describe('azure: failback from Azure to an alternate host, and to a host whose V
 
   it('creates the VM from the whole blob where it is missing, equal to the Azure-side disk, and resumes protection from there', async () => {
     const l = lab!;
-    await l.client.putObject('lab', 'networkMappings', 'lab-to-vnet', { source: { site: 'primary', network: 'lab-net' }, target: { azure: true, network: 'dr-vnet', subnet: 'default' } } as never);
-    const created = await l.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-azure-policy' });
-    await l.jobSucceeds(created.status.activeJob!.id);
-    const uid = created.uid;
-    await waitFor('two recovery points', async () => ((await l.client.recoveryPoints('lab', 'web')).length >= 2 ? true : undefined));
+    const uid = await protectToAzure(l);
 
     // Round 1: back to primary-2, which never had the VM.
     const azure1 = await failOverAndRunInAzure(l);

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { TestLab } from '../lab/lab-harness';
 import { firstDifference, itemStatus, vmConfig, vmExists } from '../failover/failover-harness';
-import { blobBytes, blobNames, blobPoint, pointsAfter, sourceAtCut, startVm } from './azure-harness';
+import { blobBytes, blobNames, blobPoint, pointsAfter, protectToAzure, sourceAtCut, startVm } from './azure-harness';
 
 const DISK = 8 * 1024 * 1024;
 
@@ -33,12 +33,7 @@ describe('azure: test failover to Azure while the source keeps replicating (lab 
 
   it('runs <vm>-test from the chosen point on the test network; replication keeps going; cleanup removes the VM, its disks and its export', async () => {
     const l = lab!;
-    await l.client.putObject('lab', 'networkMappings', 'lab-to-vnet', {
-      source: { site: 'primary', network: 'lab-net' }, target: { azure: true, network: 'dr-vnet', subnet: 'default' }, testNetwork: 'dr-test-vnet',
-    } as never);
-    const created = await l.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-azure-policy' });
-    await l.jobSucceeds(created.status.activeJob!.id);
-    const uid = created.uid;
+    const uid = await protectToAzure(l, 'dr-test-vnet');
 
     // P1 and its oracle; then the source writes again and newer points follow.
     const p1 = await sourceAtCut(l, 'web', 'primary-1', 'web01');

@@ -13,7 +13,7 @@
 import { strict as assert } from 'node:assert';
 import { TestLab } from '../lab/lab-harness';
 import { firstDifference, itemStatus } from '../failover/failover-harness';
-import { blobBytes, blobPoint, pointsAfter, sourceAtCut, startVm } from './azure-harness';
+import { blobBytes, blobPoint, pointsAfter, protectToAzure, sourceAtCut, startVm } from './azure-harness';
 
 const DISK = 8 * 1024 * 1024;
 
@@ -37,10 +37,7 @@ describe('azure: unplanned failover to Azure with the primary killed, to points 
 
   it('fails over to an older point byte for byte, changes it, and commits it as the blobs\' only point', async () => {
     const l = lab!;
-    await l.client.putObject('lab', 'networkMappings', 'lab-to-vnet', { source: { site: 'primary', network: 'lab-net' }, target: { azure: true, network: 'dr-vnet', subnet: 'default' } } as never);
-    const created = await l.client.putProtectedItem('lab', 'web', { site: 'primary', vm: 'web01', policy: 'lab-azure-policy' });
-    await l.jobSucceeds(created.status.activeJob!.id);
-    const uid = created.uid;
+    const uid = await protectToAzure(l);
 
     // Two cuts with their oracles, newer points after each, then the primary dies mid-write.
     const p1 = await sourceAtCut(l, 'web', 'primary-1', 'web01');
