@@ -1,7 +1,7 @@
 // Scenario A of Azure Site Recovery (README.md beside this file): the Hyper-V hosts
 // of site hq replicate their VMs to the secondary site dr every 30 seconds.
 import * as pulumi from '@pulumi/pulumi';
-import { NetworkMapping, ProtectedVm, RecoveryPlan, ReplicationPolicy, Site, Vault } from 'lifeboat';
+import { NetworkMapping, ProtectedVm, RecoveryPlan, ReplicationPolicy, Site, TestFailover, Vault } from 'lifeboat';
 
 const config = new pulumi.Config();
 // Agents register into a site that exists, so the vault and its sites are
@@ -41,15 +41,27 @@ const vms = ['sql01', 'web01'].map((vm) => new ProtectedVm(vm, {
   waitForInitialReplication: { timeoutMinutes: 10 },
 }, { dependsOn: [prod] }));
 
+// `pulumi config set activeLocation recovery` fails the plan over to dr
+// (planned failover, commit, reprotect); `primary` fails it back.
+const activeLocation = config.get('activeLocation') as 'primary' | 'recovery' | undefined;
 const plan = new RecoveryPlan('app', {
   vault: vault.name,
   groups: [
     { vms: ['sql01'] },
     { vms: ['web01'], before: [{ manual: 'Lower the DNS TTL of www' }] },
   ],
+  ...(activeLocation === undefined ? {} : { activeLocation }),
 }, { dependsOn: vms });
+
+// A DR drill while `drill` is set (`pulumi config set drill 2026-12`): the
+// plan's test failover on the Isolated network, cleaned up after 4 hours;
+// a new value runs it again.
+const run = config.get('drill');
+const drill = run === undefined ? undefined : new TestFailover('drill', { vault: vault.name, plan: plan.name, runId: run, expiresAfter: '4h' });
 
 export const vaultName = vault.name;
 export const registrationKey = vault.registrationKey;
 export const recoveryPlan = plan.name;
+export const activeSite = plan.activeLocation;
+export const drillReport = drill === undefined ? undefined : { passed: drill.passed, status: drill.status, vms: drill.vms };
 export const protectedVms = vms.map((v) => ({ name: v.name, state: v.replicationState, health: v.health, rpoSeconds: v.rpoSeconds }));

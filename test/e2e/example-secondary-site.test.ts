@@ -2,13 +2,15 @@
  * The secondary-site example (the resources used directly in TypeScript)
  * with the real `pulumi`, against a lab from its lab.yaml: up protects both
  * VMs hq → dr and waits for their initial replication; refresh finds no
- * drift; destroy removes what the stack created and releases the adopted
- * vault and sites.
+ * drift; a drill (config `drill`) waits at the plan's manual step until it
+ * is acknowledged and reports both VMs with their data equal to their
+ * points; destroy removes what the stack created (cleaning the drill up)
+ * and releases the adopted vault and sites.
  */
 
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { TestLab } from '../integration/lab/lab-harness';
+import { TestLab, waitFor } from '../integration/lab/lab-harness';
 import { copyExample, EXAMPLES, exampleStack, labEnv, type ExampleCopy } from './example-harness';
 import { type TempStack } from './pulumi-harness';
 
@@ -61,10 +63,28 @@ describe('example secondary-site (real pulumi, lab from its lab.yaml)', function
     assert.deepEqual(Object.keys(res.summary.resourceChanges ?? {}).filter((k) => k !== 'same'), [], log());
   });
 
-  it('destroy removes the stack\'s objects and releases the adopted vault and sites', async () => {
+  it('a drill waits at the manual step until it is acknowledged, then reports both VMs running from points their disks equal', async () => {
+    await t.stack.setConfig('drill', { value: 'first' });
+    const up = t.stack.up({ onOutput: t.onOutput });
+    const waiting = await waitFor('the drill to wait for the acknowledgement of the manual step', async () => {
+      const jobs = await lab.client.listJobs(VAULT, { type: 'plan.failover' });
+      return jobs.find((j) => j.state === 'WaitingForAction' && j.waiting?.kind === 'acknowledgement');
+    }, 120_000, 250);
+    assert.match(waiting.waiting!.message, /Lower the DNS TTL of www/);
+    await lab.client.ackJob(VAULT, waiting.id, 'TTL lowered');
+    const res = await up;
+    assert.equal(res.summary.result, 'succeeded', log());
+    const report = res.outputs.drillReport!.value as { passed: boolean; status: string; vms: { name: string; group: string; disks: { matchesPoint: boolean }[] }[] };
+    assert.equal(report.passed, true, JSON.stringify(report));
+    assert.deepEqual(report.vms.map((v) => [v.name, v.disks.every((d) => d.matchesPoint)]), [['sql01', true], ['web01', true]]);
+    assert.equal((await lab.client.getRecoveryPlan(VAULT, 'app')).status.testFailover?.job, waiting.id);
+  });
+
+  it('destroy removes the stack\'s objects (cleaning the drill up) and releases the adopted vault and sites', async () => {
     const res = await t.stack.destroy({ onOutput: t.onOutput });
     assert.equal(res.summary.result, 'succeeded', log());
-    assert.equal(res.summary.resourceChanges?.delete, 9, log());
+    // The 9 of the first up and the drill.
+    assert.equal(res.summary.resourceChanges?.delete, 10, log());
     assert.deepEqual(await lab.client.listProtectedItems(VAULT), []);
     for (const c of ['replicationPolicies', 'networkMappings', 'recoveryPlans'] as const) assert.deepEqual(await lab.client.listObjects(VAULT, c), [], c);
     assert.deepEqual((await lab.client.listObjects(VAULT, 'sites')).map((s) => s.name).sort(), ['dr', 'hq']);
