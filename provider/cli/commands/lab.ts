@@ -317,7 +317,7 @@ async function chooseTopology(file: string | undefined, previous: LabState | und
 }
 
 /**
- * The demo lab PUTs its vault, sites and policy at every `up`; a protection
+ * The demo lab PUTs its vault, sites, policy and network mapping at every `up`; a protection
  * lab creates its vault and sites only when absent (the stack adopts them
  * and may change them afterwards).
  */
@@ -327,6 +327,7 @@ async function configureVault(client: VaultClient, topology: LabTopology): Promi
     await client.putVault(vault, topology.vault.spec);
     for (const s of topology.sites) await client.putObject(vault, 'sites', s.name, s.spec);
     for (const p of topology.policies) await client.putObject(vault, 'replicationPolicies', p.name, p.spec);
+    for (const m of topology.networkMappings ?? []) await client.putObject(vault, 'networkMappings', m.name, m.spec);
     return;
   }
   if (!(await exists(() => client.getVault(vault)))) await client.putVault(vault, topology.vault.spec);

@@ -45,6 +45,8 @@ export interface LabTopology {
   readonly sites: readonly LabObjectSpec[];
   /** Replication policies the lab configures itself (the demo's; a protection file's are the stack's). */
   readonly policies: readonly LabObjectSpec[];
+  /** Network mappings the lab configures itself (the demo's, so that failover works out of the box). @default none (a lab.json of an older version) */
+  readonly networkMappings?: readonly LabObjectSpec[];
   readonly hosts: readonly LabHostSpec[];
   /**
    * `converge`: the lab PUTs its objects at every `up` (the demo lab owns
@@ -71,6 +73,14 @@ export const LAB_POLICY_SPEC = {
   associations: [{ source: PRIMARY_SITE, target: RECOVERY_SITE }],
 } as const;
 
+/** The demo's mapping: its VMs' network to the recovery site's, test failovers on an isolated network. */
+export const LAB_NETWORK_MAPPING_SPEC = {
+  description: 'the lab network: lab-net at the primary site → dr-net at the recovery site, test failovers on dr-test',
+  source: { site: PRIMARY_SITE, network: LAB_NETWORK },
+  target: { site: RECOVERY_SITE, network: 'dr-net' },
+  testNetwork: 'dr-test',
+} as const;
+
 /** The fixed demo: vault `lab`, sites `primary` and `recovery`, `lab-policy`, three demo VMs. */
 export const DEMO_TOPOLOGY: LabTopology = {
   vault: { name: LAB_VAULT, spec: { description: 'the Lifeboat lab', heartbeatIntervalSeconds: 10 } },
@@ -79,6 +89,7 @@ export const DEMO_TOPOLOGY: LabTopology = {
     { name: RECOVERY_SITE, spec: { kind: 'hyperv-site', description: 'lab recovery site', hosts: LAB_HOSTS.filter((h) => h.role === 'recovery').map((h) => h.name) } },
   ],
   policies: [{ name: LAB_POLICY, spec: LAB_POLICY_SPEC }],
+  networkMappings: [{ name: LAB_NETWORK, spec: LAB_NETWORK_MAPPING_SPEC }],
   hosts: LAB_HOSTS,
   objects: 'converge',
 };

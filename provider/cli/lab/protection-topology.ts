@@ -92,5 +92,5 @@ export function topologyFromProtection(model: ProtectionModel, file: string): La
   });
 
   const hostSpecs: LabHostSpec[] = [...hosts.values()];
-  return { vault, sites, policies: [], hosts: hostSpecs, objects: 'createOnly', protectionFile: file };
+  return { vault, sites, policies: [], networkMappings: [], hosts: hostSpecs, objects: 'createOnly', protectionFile: file };
 }

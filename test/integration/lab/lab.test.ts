@@ -37,6 +37,11 @@ describe('lab: up, status, down (real processes)', function () {
     assert.deepEqual(hosts.map((h) => [h.name, h.spec.site, h.status.connectionState]).sort(), [
       ['primary-1', 'primary', 'Connected'], ['primary-2', 'primary', 'Connected'], ['recovery-1', 'recovery', 'Connected'],
     ]);
+    // The demo VMs' network is mapped, so that a failover works on a fresh lab.
+    const mappings = await lab.client.listObjects('lab', 'networkMappings');
+    assert.deepEqual(mappings.map((m) => [m.name, m.spec.source, m.spec.target, m.spec.testNetwork]), [
+      ['lab-net', { site: 'primary', network: 'lab-net' }, { site: 'recovery', network: 'dr-net' }, 'dr-test'],
+    ]);
     const vms = await lab.cli(['vms', '--output', 'json']);
     assert.equal(vms.code, 0, vms.stderr);
     const list = JSON.parse(vms.stdout) as { name: string; host: string; powerState: string; replicationState?: string }[];
