@@ -26,6 +26,18 @@ export interface TempStackOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/** Destroy what a test's stack still holds (best effort), remove it, then run `andThen` (e.g. take the lab down) whatever happened. */
+export async function destroyStack(t: TempStack | undefined, andThen: () => Promise<unknown>): Promise<void> {
+  try {
+    if (t !== undefined) {
+      await t.stack.destroy({ onOutput: t.onOutput }).catch(() => undefined);
+      await t.dispose();
+    }
+  } finally {
+    await andThen();
+  }
+}
+
 /** A fresh stack in a fresh file backend. */
 export async function createTempStack(options: TempStackOptions): Promise<TempStack> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lifeboat-pulumi-'));

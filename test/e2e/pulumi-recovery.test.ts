@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { TestLab, waitFor } from '../integration/lab/lab-harness';
 import { itemStatus, mapNetworks, protect, vmExists } from '../integration/failover/failover-harness';
-import { createTempStack, type TempStack } from './pulumi-harness';
+import { createTempStack, destroyStack, type TempStack } from './pulumi-harness';
 
 interface Report {
   job: string;
@@ -66,14 +66,7 @@ describe('Pulumi: TestFailover drills and RecoveryPlan.activeLocation through th
     await t.stack.setConfig('lifeboat:token', { value: token, secret: true });
   });
   after(async () => {
-    try {
-      if (t !== undefined) {
-        await t.stack.destroy({ onOutput: t.onOutput }).catch(() => undefined);
-        await t.dispose();
-      }
-    } finally {
-      await lab?.down();
-    }
+    await destroyStack(t, async () => lab?.down());
   });
 
   it('a drill reports RTO, point age and a data check equal to the source; a new runId with expiresAfter replaces it, the vault expires it and refresh shows it', async () => {

@@ -12,7 +12,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestLab, waitFor } from '../integration/lab/lab-harness';
-import { createTempStack, type TempStack } from './pulumi-harness';
+import { createTempStack, destroyStack, type TempStack } from './pulumi-harness';
 
 const MiB = 1024 * 1024;
 
@@ -52,14 +52,7 @@ describe('Pulumi resources through the real engine (lab)', function () {
     assert.equal(off.code, 0, off.stderr);
   });
   after(async () => {
-    try {
-      if (t !== undefined) {
-        await t.stack.destroy({ onOutput: t.onOutput }).catch(() => undefined);
-        await t.dispose();
-      }
-    } finally {
-      await lab?.down();
-    }
+    await destroyStack(t, async () => lab?.down());
   });
 
   const enableJobs = async () => lab.client.listJobs('lab', { type: 'protection.enable', target: { kind: 'protectedItem', name: 'db' } });
