@@ -23,6 +23,7 @@ import {
   PROTOCOL_NAME,
   SUPPORTED_VERSIONS,
   TCP_KEEPALIVE_MS,
+  TLS_CIPHER_SUITES,
 } from './protocol';
 import {
   classifySocketError,
@@ -131,6 +132,7 @@ export class ClientConnection {
         ca: s.ca,
         ...(s.key === undefined || s.cert === undefined ? {} : { key: s.key, cert: s.cert }),
         minVersion: 'TLSv1.3',
+        ciphers: TLS_CIPHER_SUITES,
         ...(isIP(s.serverName) === 0 ? { servername: s.serverName } : {}),
         checkServerIdentity: (_host, cert) => {
           const wrongName = checkServerIdentity(s.serverName, cert);

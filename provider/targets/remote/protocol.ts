@@ -108,5 +108,13 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 120 * SECOND;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30 * SECOND;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 30 * SECOND;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120 * SECOND;
+/**
+ * TLS 1.3 cipher suites of the replication channel, most preferred first
+ * (§2). AES-128-GCM runs on AES-NI with 10 rounds instead of 14: the
+ * cheapest of the three per byte on hosts with AES-NI. The server's order
+ * wins (`honorCipherOrder`); a client offers the same order, so either end
+ * alone gets it against a peer with Node.js's default (AES-256 first).
+ */
+export const TLS_CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 /** TCP keep-alive probe delay on both ends (§7.6). */
 export const TCP_KEEPALIVE_MS = 30 * SECOND;

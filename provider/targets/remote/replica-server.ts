@@ -23,6 +23,7 @@ import {
   MIN_WINDOW_BYTES,
   type Pem,
   TCP_KEEPALIVE_MS,
+  TLS_CIPHER_SUITES,
 } from './protocol';
 import { codeOf, connectionLost, unauthorized } from './remote-errors';
 import { type ServerCounters, ServerSession, type SessionEndInfo } from './server-session';
@@ -144,6 +145,8 @@ export class ReplicaServer {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.3',
+        ciphers: TLS_CIPHER_SUITES,
+        honorCipherOrder: true,
       },
       (socket) => void this.accept(socket),
     );

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { type AddressInfo } from 'node:net';
+import { connect, createServer, type TLSSocket } from 'node:tls';
 import { ManualClock } from '../../../../provider/clock';
 import { LifeboatError, NonRecoverableError, RecoverableError } from '../../../../provider/errors';
 import { FrameType, SUPPORTED_VERSIONS } from '../../../../provider/targets/remote/protocol';
@@ -130,6 +133,40 @@ describe('ReplicaServer (docs/replication-protocol.md)', function () {
       assert.ok(e instanceof NonRecoverableError);
       assert.equal(e.code, 'remote.unauthorized');
       assert.equal(served!.server.stats().sessionsTotal, 0);
+    });
+
+    it('the server chooses AES-128-GCM for a client that prefers AES-256 (§2)', async () => {
+      const s = await start();
+      const socket = connect({
+        host: '127.0.0.1', port: s.port, ca: certs.ca, key: certs.client.key, cert: certs.client.cert, minVersion: 'TLSv1.3',
+        ciphers: 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256',
+      });
+      try {
+        await once(socket, 'secureConnect');
+        assert.equal(socket.getCipher().name, 'TLS_AES_128_GCM_SHA256');
+      } finally {
+        socket.destroy();
+      }
+    });
+
+    it('the client offers AES-128-GCM first, so a server that follows the client gets it (§2)', async () => {
+      const plain = createServer({ key: certs.server.key, cert: certs.server.cert, ca: certs.ca, requestCert: true, minVersion: 'TLSv1.3', honorCipherOrder: false });
+      const chosen = new Promise<string>((resolve) => plain.once('secureConnection', (socket: TLSSocket) => {
+        resolve(socket.getCipher().name);
+        socket.destroy();
+      }));
+      plain.listen(0, '127.0.0.1');
+      await once(plain, 'listening');
+      try {
+        const c = client((plain.address() as AddressInfo).port, certs);
+        clients.push(c);
+        // The server never says HELLO: the request fails; the handshake is what is looked at.
+        const failed = rejection(c.listDisks());
+        assert.equal(await chosen, 'TLS_AES_128_GCM_SHA256');
+        assert.ok(LifeboatError.isInstance(await failed));
+      } finally {
+        plain.close();
+      }
     });
 
     it('the client refuses a server its CA did not issue, and one its own hook rejects', async () => {
