@@ -296,6 +296,7 @@ export class SourceItem {
       progressFile: slot.progressFile,
       clock: this.clock,
       batchBytes: batchBytesFor(slot.disk.sizeBytes),
+      copyBatchBytes: copyBatchBytesFor(slot.disk.sizeBytes),
       retentionMs: r.policy.recoveryPointRetentionHours * HOUR,
       appConsistentEveryMs: r.policy.appConsistentSnapshotFrequencyHours * HOUR,
       quiesce: () => this.quiesce(),
@@ -527,6 +528,7 @@ export class SourceItem {
             progressFile: slot.progressFile,
             clock: this.clock,
             batchBytes: batchBytesFor(slot.disk.sizeBytes),
+            copyBatchBytes: copyBatchBytesFor(slot.disk.sizeBytes),
             retentionMs: r.policy.recoveryPointRetentionHours * HOUR,
             appConsistentEveryMs: r.policy.appConsistentSnapshotFrequencyHours * HOUR,
             quiesce: () => this.quiesce(),
@@ -752,6 +754,17 @@ export function aggregateState(states: readonly ReplicationState[]): ReportedSta
 export function batchBytesFor(sizeBytes: number): number {
   const block = 64 * 1024;
   return Math.max(block, Math.min(64 * MiB, Math.floor(sizeBytes / 16 / block) * block));
+}
+
+/**
+ * Pass bytes per cycle of an initial copy after its first cycle (docs/replication.md
+ * §5.1): those cycles keep no undo data, so only their commits cost; a cursor
+ * step at least every eighth of the disk, at most 256 MiB (4 × the most of
+ * `batchBytesFor`, docs/benchmarks.md §11), never less than `batchBytesFor`.
+ */
+export function copyBatchBytesFor(sizeBytes: number): number {
+  const block = 64 * 1024;
+  return Math.max(batchBytesFor(sizeBytes), Math.min(256 * MiB, Math.floor(sizeBytes / 8 / block) * block));
 }
 
 /** The policy's bandwidth limits (Mbit/s) as a limiter, in the source site's time zone; `undefined` when unlimited. */

@@ -42,6 +42,16 @@ export interface ReplicatorOptions {
   readonly chunkBytes?: number;
   /** Pass bytes per replica cycle (one persisted cursor step). @default 64 MiB */
   readonly batchBytes?: number;
+  /**
+   * Pass bytes per cycle of the initial copy after its first cycle (§5.1):
+   * those cycles keep no undo data, so a cycle costs the copy plus one commit
+   * (a sync and a manifest write on the replica, two progress writes here),
+   * and fewer, larger cycles cost fewer commits. The first cycle stays at
+   * `batchBytes`: the replica keeps undo data for it. Rounded down to whole
+   * blocks, at least `batchBytes`.
+   * @default batchBytes
+   */
+  readonly copyBatchBytes?: number;
   /** Resync block size; a multiple of 4 KiB. @default 64 KiB */
   readonly blockSize?: number;
   /**
@@ -211,6 +221,7 @@ export class DiskReplicator {
   private readonly clock: Clock;
   private readonly chunkBytes: number;
   private readonly batchBytes: number;
+  private readonly copyBatchBytes: number;
   private readonly blockSize: number;
   private readonly fineBlockSize: number;
   private readonly hasher: BlockHasher;
@@ -223,6 +234,7 @@ export class DiskReplicator {
     this.chunkBytes = o.chunkBytes ?? MiB;
     this.blockSize = o.blockSize ?? 64 * KiB;
     this.batchBytes = Math.max(this.blockSize, Math.floor((o.batchBytes ?? 64 * MiB) / this.blockSize) * this.blockSize);
+    this.copyBatchBytes = Math.max(this.batchBytes, Math.floor((o.copyBatchBytes ?? 0) / this.blockSize) * this.blockSize);
     validateBlockSize(this.blockSize);
     this.fineBlockSize = o.fineBlockSize ?? Math.min(this.blockSize, DEFAULT_FINE_BLOCK_SIZE);
     validateBlockSize(this.fineBlockSize);
@@ -614,7 +626,9 @@ export class DiskReplicator {
     const total = totalOf(this.progress.regions);
     while (this.progress.doneBytes < total) {
       this.checkAborted();
-      const batch = sliceRegions(this.progress.regions, this.progress.doneBytes, this.batchBytes);
+      // §5.1: past the first cycle of an initial copy, cycles keep no undo data; larger ones mean fewer commits.
+      const step = kind === 'copy' && this.progress.phase === 'initialCopy' && this.progress.nextCycleSeq > 1 ? this.copyBatchBytes : this.batchBytes;
+      const batch = sliceRegions(this.progress.regions, this.progress.doneBytes, step);
       const batchBytes = totalOf(batch);
       let stats = this.progress.stats;
       await this.applyCycle({ doneBytesAfter: this.progress.doneBytes + batchBytes }, undefined, async (w) => {

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { ManualClock } from '../../../provider/clock';
 import { LifeboatError, RecoverableError } from '../../../provider/errors';
 import { MINUTE, KiB } from '../../../provider/units';
-import { DiskReplicator, needsResync, nonZeroRuns } from '../../../provider/replication/replicator';
+import { DiskReplicator, needsResync, nonZeroRuns, type ReplicatorOptions } from '../../../provider/replication/replicator';
 import { TrackedDisk } from '../../../provider/replication/tracker';
 import { type CycleMeta, type CycleWriter, type RecoveryPointInfo, type ReplicaDisk, type ReplicaTarget } from '../../../provider/replication/target';
 import { DelegatingReplicaDisk } from './delegating-replica';
@@ -156,7 +156,7 @@ function observed(w: World): TrackedDisk {
   });
 }
 
-async function openReplicator(w: World): Promise<DiskReplicator> {
+async function openReplicator(w: World, extra: Partial<ReplicatorOptions> = {}): Promise<DiskReplicator> {
   return DiskReplicator.open({
     source: observed(w),
     replica: w.replica,
@@ -170,6 +170,7 @@ async function openReplicator(w: World): Promise<DiskReplicator> {
     retentionMs: 120 * MINUTE,
     appConsistentEveryMs: 60 * MINUTE,
     quiesce: async () => async () => undefined,
+    ...extra,
   });
 }
 
@@ -373,6 +374,36 @@ describe('replication/replicator: every retained point equals the source at its 
 
 describe('replication/replicator: no undo data before the first point (docs/replication.md §5.1)', function () {
   this.timeout(60_000);
+
+  it('copies in larger cycles after the first (copyBatchBytes), and resumes at the cursor after a failure', async () => {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
+    const writes: Op[] = [];
+    for (let i = 0; i < 64; i++) writes.push({ t: 'write', off: i * 8 * KiB, len: 8 * KiB, seed: i + 1 });
+    const w = await makeWorld(root, writes);
+    try {
+      const options = { copyBatchBytes: 3 * 64 * KiB + 1000 };
+      w.rep = await openReplicator(w, options);
+      // The 3rd batch fails after its first write; the first two stay committed.
+      let batches = 0;
+      const inner = w.replica.beginCycle.bind(w.replica);
+      w.replica.beginCycle = async (meta) => {
+        batches++;
+        if (batches === 3) w.replica.failAfter = 1;
+        return inner(meta);
+      };
+      await assert.rejects(w.rep.runInitialReplication(), (e: unknown) => LifeboatError.isInstance(e) && e.code === 'test.injectedApplyFailure');
+      w.replica.beginCycle = inner;
+      assert.equal(w.rep.status.doneBytes, 64 * KiB + 192 * KiB, 'a first batch of batchBytes, then one of copyBatchBytes in whole blocks');
+      w.rep = await openReplicator(w, options);
+      const first = await w.rep.runInitialReplication();
+      expect(w, first);
+      assert.equal(w.rep.status.stats.scannedBytes, SIZE, 'the resumed pass scanned each byte once');
+      await checkPoints(w, 'after the resumed copy');
+    } finally {
+      await closeWorld(w);
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
 
   /** A world whose 5th copy batch fails after its first write reached the replica (no undo: the bytes stay). */
   async function crashedCopy(root: string): Promise<World> {
