@@ -30,7 +30,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { batchBytesFor } from '../provider/agent/source-item';
+import { batchBytesFor, copyBatchBytesFor } from '../provider/agent/source-item';
 import { VaultClient, type JobInfo } from '../provider/client';
 import { cliEntry } from '../provider/cli/lab/processes';
 import { DiskReplicator } from '../provider/replication/replicator';
@@ -83,12 +83,20 @@ const POLICY = {
   associations: [{ source: 'primary', target: 'recovery' }],
 };
 
-/** CPU seconds (user + system, every thread) a process has used so far, from /proc (Linux). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux): all threads, and its main thread alone. */
+interface Cpu {
+  readonly all: number;
+  readonly main: number;
+}
+
+async function cpuSeconds(pid: number): Promise<Cpu> {
   // Fields 14 and 15 of proc(5) (utime, stime), in clock ticks of 1/100 s on Linux.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const ticks = (stat: string): number => {
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  };
+  const [all, main] = await Promise.all([fs.readFile(`/proc/${pid}/stat`, 'utf8'), fs.readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8')]);
+  return { all: ticks(all), main: ticks(main) };
 }
 
 /** `lifeboat ARGS` as a process; rejects on a non-zero exit with its output. */
@@ -120,7 +128,7 @@ interface LabRun {
   readonly steps: readonly { readonly name: string; readonly seconds: number }[];
   readonly uid: string;
   /** CPU seconds each lab process used during the timed span. */
-  readonly cpu: ReadonlyMap<string, number>;
+  readonly cpu: ReadonlyMap<string, Cpu>;
 }
 
 async function labUp(root: string, sizeMiB: number, source: string, profileDir: string | undefined): Promise<ReadyLab> {
@@ -171,7 +179,11 @@ async function enableAndWait(lab: ReadyLab): Promise<LabRun> {
     await new Promise((r) => setTimeout(r, 100));
   }
   const polledSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = new Map(await Promise.all([...lab.pids].map(async ([n, pid]) => [n, (await cpuSeconds(pid)) - cpuBefore.get(n)!] as const)));
+  const cpu = new Map(await Promise.all([...lab.pids].map(async ([n, pid]) => {
+    const now = await cpuSeconds(pid);
+    const before = cpuBefore.get(n)!;
+    return [n, { all: now.all - before.all, main: now.main - before.main }] as const;
+  })));
   const initial = job.steps.find((s) => s.name === 'initialReplication')!;
   const seconds = (Date.parse(initial.endedAt!) - start) / 1000;
   const steps = job.steps
@@ -191,7 +203,8 @@ async function coreAlone(src: string, storeRoot: string): Promise<string> {
   try {
     const replica = await target.openDisk({ diskId: DISK_ID, sizeBytes: tracker.sizeBytes });
     const rep = await DiskReplicator.open({
-      source: tracker, replica, progressFile: path.join(path.dirname(src), 'progress.json'), batchBytes: batchBytesFor(tracker.sizeBytes),
+      source: tracker, replica, progressFile: path.join(path.dirname(src), 'progress.json'),
+      batchBytes: batchBytesFor(tracker.sizeBytes), copyBatchBytes: copyBatchBytesFor(tracker.sizeBytes),
     });
     await rep.runInitialReplication();
     return replica.replicaPath;
@@ -444,7 +457,7 @@ async function main(): Promise<void> {
       targets.push({ what: 'Lifeboat ≥ 0.4 × cp throughput', met: cp / lb >= 0.4 });
     }
     const stepNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${r.steps.map((s) => `${s.name} ${s.seconds.toFixed(2)}`).join(', ')} s (polled end ${r.polledSeconds.toFixed(2)} s)`);
-    const cpuNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${[...r.cpu].map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ')}`);
+    const cpuNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${[...r.cpu].map(([n, c]) => `${n} ${c.all.toFixed(2)} (main thread ${c.main.toFixed(2)})`).join(', ')}`);
     await report({
       benchmark: 'agent-replication',
       measurements: times.map((t) => ({ name: t.name, seconds: t.seconds, bytes: size })),
