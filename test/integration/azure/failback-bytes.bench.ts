@@ -1,5 +1,5 @@
 /**
- * Benchmark (docs/benchmarks.md §12, not part of the test suite): failback
+ * Benchmark (docs/benchmarks.md §13, not part of the test suite): failback
  * bytes from Azure against the disk size after about 1 % of the disk changed
  * on the Azure side. `lifeboat lab up --azure` with a 64 MiB disk; planned
  * failover and commit; the Azure-side guest writes until 1 % of the disk
