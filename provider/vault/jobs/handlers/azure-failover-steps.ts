@@ -10,7 +10,7 @@
 
 import { NonRecoverableError, RecoverableError } from '../../../errors';
 import { transitionItem, updateItem, type ItemStatus } from '../../control/item-status';
-import { iso } from '../../control/services';
+import { iso, type VaultServices } from '../../control/services';
 import type { Json, JsonObject } from '../../store/records';
 import type { StepContext } from '../job-handler';
 import { type ItemContext, inventoryOf, isConnected, itemPayload, loadItem, networkMappingsFor } from './item-job';
@@ -28,16 +28,21 @@ export function isAzureItem(c: ItemContext): boolean {
  * of them is connected.
  */
 export function azureHost(ctx: StepContext, c: ItemContext): { readonly host: string; readonly site: string } {
-  const { store } = ctx.services;
-  const sites = store.listObjects(ctx.job.vault, 'site').filter((s) => (s.spec as { kind?: unknown }).kind === 'azure');
-  const hosts = store.listObjects(ctx.job.vault, 'host').filter((h) => sites.some((s) => s.name.toLowerCase() === String(h.spec.site).toLowerCase()))
+  return azureHostFor(ctx.services, ctx.job.vault, c.item.name, c.status);
+}
+
+/** `azureHost` from the vault's services, for callers without an item job (a plan's scripts). */
+export function azureHostFor(services: VaultServices, vault: string, item: string, status: ItemStatus): { readonly host: string; readonly site: string } {
+  const { store } = services;
+  const sites = store.listObjects(vault, 'site').filter((s) => (s.spec as { kind?: unknown }).kind === 'azure');
+  const hosts = store.listObjects(vault, 'host').filter((h) => sites.some((s) => s.name.toLowerCase() === String(h.spec.site).toLowerCase()))
     .sort((a, b) => a.name.localeCompare(b.name));
   if (hosts.length === 0) {
-    throw new NonRecoverableError('failover.noAzureHost', `item '${c.item.name}' replicates to Azure, but no agent of a site of kind azure is registered`, {
+    throw new NonRecoverableError('failover.noAzureHost', `item '${item}' replicates to Azure, but no agent of a site of kind azure is registered`, {
       hint: 'register an agent with --role azure in a site of kind azure (the lab: lifeboat lab up --azure)',
     });
   }
-  const previous = (c.status as unknown as { azureVm?: { host?: string } }).azureVm?.host;
+  const previous = (status as unknown as { azureVm?: { host?: string } }).azureVm?.host;
   const ordered = [...hosts.filter((h) => h.name === previous), ...hosts.filter((h) => h.name !== previous)];
   const up = ordered.find((h) => isConnected(h));
   if (up === undefined) {

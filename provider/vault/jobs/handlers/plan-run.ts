@@ -21,6 +21,7 @@ import type { PlanJobInput } from '../../control/plans';
 import { iso } from '../../control/services';
 import type { JobRecord, JsonObject } from '../../store/records';
 import type { StepContext } from '../job-handler';
+import { azureHostFor } from './azure-failover-steps';
 import {
   actionKey, actionTitle, initialPlanRecord, PLAN_KEY, planProgress, type PlanActionRecord, type PlanGroupRecord, type PlanRecord, type PlanVmRecord,
 } from './plan-record';
@@ -139,13 +140,20 @@ class PlanRun {
 
   private scriptHost(g: PlanGroupRecord): string {
     const candidates = [...g.vms.filter((v) => v.state !== 'Skipped'), ...g.vms];
+    const { services, job } = this.ctx;
     for (const v of candidates) {
-      const item = this.ctx.services.store.getObject(this.ctx.job.vault, 'protectedItem', v.item);
-      const host = item === undefined ? undefined : itemStatus(item).targetHost;
-      if (host !== undefined) return host;
+      const item = services.store.getObject(job.vault, 'protectedItem', v.item);
+      if (item === undefined) continue;
+      const s = itemStatus(item);
+      if (s.targetHost !== undefined) return s.targetHost;
+      // An item of an azure policy has no replica host: its VMs come up on the azure-role agent, or back on the primary.
+      if (services.store.getObject(job.vault, 'replicationPolicy', String(item.spec.policy))?.spec.target === 'azure') {
+        if (this.input.direction === 'toPrimary' && s.sourceHost !== undefined) return s.sourceHost;
+        if (this.input.direction !== 'toPrimary') return azureHostFor(services, job.vault, item.name, s).host;
+      }
     }
     throw new NonRecoverableError('plan.noScriptHost', `no host to run the scripts of group '${g.name}' on: its items record no destination host`, {
-      hint: 'scripts run on the agent where the group\'s VMs come up; items replicating to Azure have none yet (use a manual action)',
+      hint: 'scripts run on the agent where the group\'s VMs come up; protect the items first, or use a manual action',
     });
   }
 

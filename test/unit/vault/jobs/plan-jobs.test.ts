@@ -175,6 +175,33 @@ describe('vault/jobs: recovery plan jobs', () => {
     assert.deepEqual({ last: ps.lastJob, active: ps.activeJob, test: ps.testFailover?.job }, { last: { id: job.id, type: 'plan.failover', state: 'Succeeded' }, active: undefined, test: job.id });
   });
 
+  function azureItem(location: 'primary' | 'recovery'): void {
+    r.store.putObject('v', 'site', 'cloud', { kind: 'azure' }, [], 0);
+    host('azure-1', 'cloud', []);
+    r.store.putObject('v', 'replicationPolicy', 'to-azure', { target: 'azure', associations: [{ source: 'hq' }], azure: { storageAccount: 'acct' } }, [], 0);
+    r.store.putObject('v', 'protectedItem', 'ledger', { site: 'hq', vm: 'ledger01', policy: 'to-azure' }, [], 0, {
+      ...initialItemStatus(), replicationState: 'Protected', activeLocation: location, sourceHost: 'hv02', disks: [{ id: 'disk0', sizeBytes: 4096 }],
+    });
+    r.store.putObject('v', 'recoveryPlan', 'books', { groups: [{ name: 'ledger', vms: ['ledger'], before: [{ script: 'pre.sh' }] }] }, [], 0);
+  }
+
+  it('the scripts of a group of items replicating to Azure run on the azure-role host on the way there', async () => {
+    azureItem('primary');
+    const job = requestPlanOperation(r.services, engine, 'v', 'books', 'failover', { type: 'test' });
+    engine.kick(job.id);
+    const pre = await answer('azure-1', 'plan.runScript', { exitCode: 0, timedOut: false, output: '' });
+    assert.equal(pre.payload.script, 'pre.sh');
+    assert.equal(planRecordOf(r.store.getJob(job.id)!).groups[0]!.actions[0]!.host, 'azure-1');
+  });
+
+  it('… and on the primary host on the way back', async () => {
+    azureItem('recovery');
+    const job = requestPlanOperation(r.services, engine, 'v', 'books', 'failover', { type: 'planned', direction: 'toPrimary' });
+    engine.kick(job.id);
+    const pre = await answer('hv02', 'plan.runScript', { exitCode: 0, timedOut: false, output: '' });
+    assert.equal(pre.payload.script, 'pre.sh');
+  });
+
   it('a failed item job stops the plan; resume starts a new one; cancel cancels the running children', async () => {
     r.store.putObject('v', 'recoveryPlan', 'two', { groups: [{ vms: ['web', 'db'] }, { vms: ['app'] }] }, [], 0);
     const job = requestPlanOperation(r.services, engine, 'v', 'two', 'failover', { type: 'test' });
