@@ -4,9 +4,10 @@
  * - create: `plan.failover` of type test (with `checkData` and the expiry),
  *   wait for the plan job, then build the drill report from the job's record
  *   (RTO = when each test VM ran − when the job started; the point and its
- *   age at the start) and each item's `status.testFailover` (host, test VM,
- *   the data check). A drill that fails after the test failover started
- *   keeps its id (partial state) so that `destroy` or a replace cleans it up.
+ *   age when its VM ran) and each item's `status.testFailover` (host, test
+ *   VM, the data check). A drill that fails after the test failover started
+ *   (its job, or a disk that does not equal its point) keeps its id (partial
+ *   state, `status: failed`) so that `destroy` or a replace cleans it up.
  * - read: the report stays; `status` becomes `expired` (or `cleanedUp`) once
  *   the plan no longer has this drill's test failover.
  * - update: only `operationTimeoutMinutes` changes in place; a drill whose
@@ -18,7 +19,7 @@
 
 import type * as pulumi from '@pulumi/pulumi';
 import { isNotFound, VaultApiError, type JobInfo } from '../client';
-import { LifeboatError } from '../errors';
+import { LifeboatError, NonRecoverableError } from '../errors';
 import { resolveConnection, type ResolvedConnection } from './connection';
 import { ResourceInitError } from './engine-error';
 import { checkControl, unknownInputs } from './object-provider';
@@ -94,7 +95,14 @@ export function testFailoverProvider(ctx: ProviderContext): pulumi.dynamic.Resou
       for (const v of report.vms) {
         ctx.log(`drill ${str(inputs, 'plan')}: ${v.name} ${v.state}${v.rtoSeconds === undefined ? '' : `, RTO ${v.rtoSeconds} s`}${v.point?.ageSeconds === undefined ? '' : `, point ${v.point.ageSeconds} s old`}${v.disks.length === 0 ? '' : `, data ${v.disks.every((d) => d.matchesPoint === true) ? 'matches the point' : 'DOES NOT match the point'}`}`);
       }
-      return { ...base, startedAt: job.startedAt ?? job.createdAt, status: 'running', passed: report.passed, vms: report.vms as unknown as Props[] };
+      if (!report.passed) {
+        // A drill whose data does not hold fails the `up`: a pipeline must not go green on it.
+        const bad = report.vms.flatMap((v) => v.disks.filter((d) => d.matchesPoint === false).map((d) => `${v.name}/${d.name}`));
+        throw new NonRecoverableError('pulumi.drillDataMismatch', `test VMs do not hold their recovery points: ${bad.join(', ')}`, {
+          hint: 'the item\'s status.testFailover.check has the differing bytes; report it with the recovery host\'s agent log',
+        });
+      }
+      return { ...base, startedAt: job.startedAt ?? job.createdAt, status: 'running', passed: true, vms: report.vms as unknown as Props[] };
     } catch (e) {
       const le = LifeboatError.isInstance(e) ? e : undefined;
       let partial: Props = { ...base, status: 'failed' };
