@@ -30,7 +30,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { batchBytesFor, copyBatchBytesFor } from '../provider/agent/source-item';
+import { batchOptionsFor } from '../provider/agent/source-item';
 import { VaultClient, type JobInfo } from '../provider/client';
 import { cliEntry } from '../provider/cli/lab/processes';
 import { DiskReplicator } from '../provider/replication/replicator';
@@ -204,7 +204,7 @@ async function coreAlone(src: string, storeRoot: string): Promise<string> {
     const replica = await target.openDisk({ diskId: DISK_ID, sizeBytes: tracker.sizeBytes });
     const rep = await DiskReplicator.open({
       source: tracker, replica, progressFile: path.join(path.dirname(src), 'progress.json'),
-      batchBytes: batchBytesFor(tracker.sizeBytes), copyBatchBytes: copyBatchBytesFor(tracker.sizeBytes),
+      ...batchOptionsFor(tracker.sizeBytes),
     });
     await rep.runInitialReplication();
     return replica.replicaPath;

@@ -22,7 +22,7 @@ import { LifeboatError, NonRecoverableError, categoryOf } from '../errors';
 import { type Hypervisor, type ResumeFunction } from '../hypervisor/hypervisor';
 import { BandwidthLimiter, type BandwidthLimits } from '../replication/bandwidth';
 import { ReplicationLoop, type LoopStatus } from '../replication/replication-loop';
-import { DiskReplicator, type ReplicationEvent } from '../replication/replicator';
+import { DiskReplicator, type ReplicationEvent, type ReplicatorOptions } from '../replication/replicator';
 import { backoffDelay } from '../replication/retry';
 import { type RecoveryPointInfo, type ReplicaDisk, type ReplicaTarget } from '../replication/target';
 import { type TrackedDisk } from '../replication/tracker';
@@ -295,8 +295,7 @@ export class SourceItem {
       replica: slot.replica!,
       progressFile: slot.progressFile,
       clock: this.clock,
-      batchBytes: batchBytesFor(slot.disk.sizeBytes),
-      copyBatchBytes: copyBatchBytesFor(slot.disk.sizeBytes),
+      ...batchOptionsFor(slot.disk.sizeBytes),
       retentionMs: r.policy.recoveryPointRetentionHours * HOUR,
       appConsistentEveryMs: r.policy.appConsistentSnapshotFrequencyHours * HOUR,
       quiesce: () => this.quiesce(),
@@ -527,8 +526,7 @@ export class SourceItem {
             replica,
             progressFile: slot.progressFile,
             clock: this.clock,
-            batchBytes: batchBytesFor(slot.disk.sizeBytes),
-            copyBatchBytes: copyBatchBytesFor(slot.disk.sizeBytes),
+            ...batchOptionsFor(slot.disk.sizeBytes),
             retentionMs: r.policy.recoveryPointRetentionHours * HOUR,
             appConsistentEveryMs: r.policy.appConsistentSnapshotFrequencyHours * HOUR,
             quiesce: () => this.quiesce(),
@@ -757,6 +755,14 @@ export function batchBytesFor(sizeBytes: number): number {
 }
 
 /**
+ * The first cycle of an initial copy: one chunk of the copy pass. The replica
+ * keeps undo data for that cycle alone (docs/replication.md §5.1), which made a
+ * first cycle of 64 MiB cost as much as three later ones of 190 MiB
+ * (docs/benchmarks.md §11).
+ */
+const FIRST_COPY_BATCH_BYTES = MiB;
+
+/**
  * Pass bytes per cycle of an initial copy after its first cycle (docs/replication.md
  * §5.1): those cycles keep no undo data, so only their commits cost; a cursor
  * step at least every eighth of the disk, at most 256 MiB (4 × the most of
@@ -765,6 +771,11 @@ export function batchBytesFor(sizeBytes: number): number {
 export function copyBatchBytesFor(sizeBytes: number): number {
   const block = 64 * 1024;
   return Math.max(batchBytesFor(sizeBytes), Math.min(256 * MiB, Math.floor(sizeBytes / 8 / block) * block));
+}
+
+/** The replicator's cycle sizes for a disk of `sizeBytes` (docs/replication.md §4). */
+export function batchOptionsFor(sizeBytes: number): Pick<ReplicatorOptions, 'batchBytes' | 'copyBatchBytes' | 'firstCopyBatchBytes'> {
+  return { batchBytes: batchBytesFor(sizeBytes), copyBatchBytes: copyBatchBytesFor(sizeBytes), firstCopyBatchBytes: FIRST_COPY_BATCH_BYTES };
 }
 
 /** The policy's bandwidth limits (Mbit/s) as a limiter, in the source site's time zone; `undefined` when unlimited. */

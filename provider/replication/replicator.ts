@@ -52,6 +52,15 @@ export interface ReplicatorOptions {
    * @default batchBytes
    */
   readonly copyBatchBytes?: number;
+  /**
+   * Pass bytes of the first cycle of an initial copy onto a replica that has
+   * committed none: the replica keeps undo data for that cycle only (so that
+   * a replica that never committed a cycle reads as zeros, §5.1), and a
+   * small one makes every later cycle skip it sooner. Rounded down to whole
+   * blocks, at least one block, at most `batchBytes`.
+   * @default batchBytes
+   */
+  readonly firstCopyBatchBytes?: number;
   /** Resync block size; a multiple of 4 KiB. @default 64 KiB */
   readonly blockSize?: number;
   /**
@@ -222,6 +231,7 @@ export class DiskReplicator {
   private readonly chunkBytes: number;
   private readonly batchBytes: number;
   private readonly copyBatchBytes: number;
+  private readonly firstCopyBatchBytes: number;
   private readonly blockSize: number;
   private readonly fineBlockSize: number;
   private readonly hasher: BlockHasher;
@@ -235,6 +245,7 @@ export class DiskReplicator {
     this.blockSize = o.blockSize ?? 64 * KiB;
     this.batchBytes = Math.max(this.blockSize, Math.floor((o.batchBytes ?? 64 * MiB) / this.blockSize) * this.blockSize);
     this.copyBatchBytes = Math.max(this.batchBytes, Math.floor((o.copyBatchBytes ?? 0) / this.blockSize) * this.blockSize);
+    this.firstCopyBatchBytes = Math.min(this.batchBytes, Math.max(this.blockSize, Math.floor((o.firstCopyBatchBytes ?? this.batchBytes) / this.blockSize) * this.blockSize));
     validateBlockSize(this.blockSize);
     this.fineBlockSize = o.fineBlockSize ?? Math.min(this.blockSize, DEFAULT_FINE_BLOCK_SIZE);
     validateBlockSize(this.fineBlockSize);
@@ -626,8 +637,9 @@ export class DiskReplicator {
     const total = totalOf(this.progress.regions);
     while (this.progress.doneBytes < total) {
       this.checkAborted();
-      // §5.1: past the first cycle of an initial copy, cycles keep no undo data; larger ones mean fewer commits.
-      const step = kind === 'copy' && this.progress.phase === 'initialCopy' && this.progress.nextCycleSeq > 1 ? this.copyBatchBytes : this.batchBytes;
+      // §5.1: the replica keeps undo data for the first cycle of an initial copy only; later ones are larger (fewer commits).
+      const copying = kind === 'copy' && this.progress.phase === 'initialCopy';
+      const step = !copying ? this.batchBytes : this.progress.nextCycleSeq > 1 ? this.copyBatchBytes : this.firstCopyBatchBytes;
       const batch = sliceRegions(this.progress.regions, this.progress.doneBytes, step);
       const batchBytes = totalOf(batch);
       let stats = this.progress.stats;

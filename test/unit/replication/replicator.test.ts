@@ -375,13 +375,13 @@ describe('replication/replicator: every retained point equals the source at its 
 describe('replication/replicator: no undo data before the first point (docs/replication.md §5.1)', function () {
   this.timeout(60_000);
 
-  it('copies in larger cycles after the first (copyBatchBytes), and resumes at the cursor after a failure', async () => {
+  it('copies a small first cycle (firstCopyBatchBytes), larger ones after it (copyBatchBytes), and resumes at the cursor after a failure', async () => {
     const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'lifeboat-replicator-'));
     const writes: Op[] = [];
     for (let i = 0; i < 64; i++) writes.push({ t: 'write', off: i * 8 * KiB, len: 8 * KiB, seed: i + 1 });
     const w = await makeWorld(root, writes);
     try {
-      const options = { copyBatchBytes: 3 * 64 * KiB + 1000 };
+      const options = { copyBatchBytes: 3 * 64 * KiB + 1000, firstCopyBatchBytes: 8 * KiB + 1000 };
       w.rep = await openReplicator(w, options);
       // The 3rd batch fails after its first write; the first two stay committed.
       let batches = 0;
@@ -393,7 +393,7 @@ describe('replication/replicator: no undo data before the first point (docs/repl
       };
       await assert.rejects(w.rep.runInitialReplication(), (e: unknown) => LifeboatError.isInstance(e) && e.code === 'test.injectedApplyFailure');
       w.replica.beginCycle = inner;
-      assert.equal(w.rep.status.doneBytes, 64 * KiB + 192 * KiB, 'a first batch of batchBytes, then one of copyBatchBytes in whole blocks');
+      assert.equal(w.rep.status.doneBytes, 8 * KiB + 192 * KiB, 'a first batch of firstCopyBatchBytes, then one of copyBatchBytes, in whole blocks');
       w.rep = await openReplicator(w, options);
       const first = await w.rep.runInitialReplication();
       expect(w, first);
