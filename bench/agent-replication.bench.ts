@@ -83,20 +83,45 @@ const POLICY = {
   associations: [{ source: 'primary', target: 'recovery' }],
 };
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux): all threads, and its main thread alone. */
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc (Linux):
+ * all threads, and by thread name (Node.js names its threads: `MainThread`,
+ * `V8Worker` for the garbage collector's helpers, `libuv-worker` for the
+ * file system's thread pool).
+ */
 interface Cpu {
   readonly all: number;
-  readonly main: number;
+  readonly byThread: ReadonlyMap<string, number>;
 }
 
 async function cpuSeconds(pid: number): Promise<Cpu> {
   // Fields 14 and 15 of proc(5) (utime, stime), in clock ticks of 1/100 s on Linux.
-  const ticks = (stat: string): number => {
+  const parse = (stat: string): { name: string; seconds: number } => {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(fields[11]) + Number(fields[12])) / 100 };
   };
-  const [all, main] = await Promise.all([fs.readFile(`/proc/${pid}/stat`, 'utf8'), fs.readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8')]);
-  return { all: ticks(all), main: ticks(main) };
+  const all = parse(await fs.readFile(`/proc/${pid}/stat`, 'utf8')).seconds;
+  const byThread = new Map<string, number>();
+  for (const tid of await fs.readdir(`/proc/${pid}/task`)) {
+    // A thread may end between the listing and the read.
+    const stat = await fs.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue;
+    const t = parse(stat);
+    byThread.set(t.name, (byThread.get(t.name) ?? 0) + t.seconds);
+  }
+  return { all, byThread };
+}
+
+/** What a process used between two readings, by thread name (threads that ended in between are in `all` only). */
+function cpuSpent(before: Cpu, after: Cpu): Cpu {
+  const byThread = new Map<string, number>();
+  for (const [name, s] of after.byThread) byThread.set(name, s - (before.byThread.get(name) ?? 0));
+  return { all: after.all - before.all, byThread };
+}
+
+function describeCpu(c: Cpu): string {
+  const parts = [...c.byThread].filter(([, s]) => s >= 0.01).sort((a, b) => b[1] - a[1]).map(([n, s]) => `${n} ${s.toFixed(2)}`);
+  return `${c.all.toFixed(2)} (${parts.join(', ')})`;
 }
 
 /** `lifeboat ARGS` as a process; rejects on a non-zero exit with its output. */
@@ -179,11 +204,7 @@ async function enableAndWait(lab: ReadyLab): Promise<LabRun> {
     await new Promise((r) => setTimeout(r, 100));
   }
   const polledSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = new Map(await Promise.all([...lab.pids].map(async ([n, pid]) => {
-    const now = await cpuSeconds(pid);
-    const before = cpuBefore.get(n)!;
-    return [n, { all: now.all - before.all, main: now.main - before.main }] as const;
-  })));
+  const cpu = new Map(await Promise.all([...lab.pids].map(async ([n, pid]) => [n, cpuSpent(cpuBefore.get(n)!, await cpuSeconds(pid))] as const)));
   const initial = job.steps.find((s) => s.name === 'initialReplication')!;
   const seconds = (Date.parse(initial.endedAt!) - start) / 1000;
   const steps = job.steps
@@ -457,7 +478,7 @@ async function main(): Promise<void> {
       targets.push({ what: 'Lifeboat ≥ 0.4 × cp throughput', met: cp / lb >= 0.4 });
     }
     const stepNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${r.steps.map((s) => `${s.name} ${s.seconds.toFixed(2)}`).join(', ')} s (polled end ${r.polledSeconds.toFixed(2)} s)`);
-    const cpuNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${[...r.cpu].map(([n, c]) => `${n} ${c.all.toFixed(2)} (main thread ${c.main.toFixed(2)})`).join(', ')}`);
+    const cpuNotes = runsOfLab.map((r, i) => `run ${i + 1}: ${[...r.cpu].map(([n, c]) => `${n} ${describeCpu(c)}`).join(', ')}`);
     await report({
       benchmark: 'agent-replication',
       measurements: times.map((t) => ({ name: t.name, seconds: t.seconds, bytes: size })),
@@ -467,7 +488,7 @@ async function main(): Promise<void> {
         `disk ${formatBytes(size)}: ${counts.random} MiB random, ${counts.zero} MiB zeros (holes), ${counts.text} MiB text, in 1 MiB chunks, shuffled (seed 1); throughput = disk size / time`,
         'Lifeboat: a vault, a primary agent and a recovery agent started by `lifeboat lab up --protection` (a fresh lab per run), the VM shut down and its disk filled before the run; timed from the PUT of the protected item to the job step initialReplication\'s endedAt (the vault has the final report of replication.start: every disk has its first point)',
         `job steps (seconds): ${stepNotes.join('; ')}`,
-        `CPU seconds (user + system, all threads) during the timed span: ${cpuNotes.join('; ')}${coreCpu.length === 0 ? '' : `; core alone (this process): ${coreCpu.map((c) => c.toFixed(2)).join(', ')}`}`,
+        `CPU seconds (user + system; all threads, then by thread name) during the timed span: ${cpuNotes.join('; ')}${coreCpu.length === 0 ? '' : `; core alone (this process): ${coreCpu.map((c) => c.toFixed(2)).join(', ')}`}`,
         `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
         'every copy of every run checked by SHA-256 against the source (Lifeboat: the replica at its latest point, read through the recovery host\'s store)',
         ...(profileDir === undefined ? [] : [`CPU profiles of the lab's processes in ${profileDir}`]),
