@@ -7,9 +7,11 @@
  *
  * Each Lifeboat run starts a fresh lab (`lifeboat lab up --protection`, a
  * vault, one primary agent and one recovery agent as detached processes),
- * shuts its one VM down, fills the VM's disk with the `makeDisk` mix of
+ * shuts its one VM down, makes the VM's disk the `makeDisk` file of
  * bench/initial-replication.bench.ts (half random, a quarter holes, a quarter
- * text), creates the policy, settles write-back, warms the disk and rests.
+ * text; a hard link to the benchmark's source, or a copy with
+ * BENCH_LAB_DISK=copy), creates the policy, settles write-back, warms the
+ * disk and rests.
  * The timed span runs from the `PUT` of the protected item (the enable call)
  * to the end of the job's `initialReplication` step as the vault records it
  * (`steps[].endedAt`): the step ends when the source agent's final report of
@@ -20,7 +22,7 @@
  * SHA-256. Contenders interleaved, median of BENCH_RUNS rounds.
  * Target (issue 4): at least 0.4 × cp's throughput.
  *
- * Knobs (environment): BENCH_DISK_MIB, BENCH_RUNS, BENCH_REST_S,
+ * Knobs (environment): BENCH_DISK_MIB, BENCH_RUNS, BENCH_REST_S, BENCH_LAB_DISK,
  * BENCH_ONLY=lifeboat (skip the baselines), BENCH_PROFILE_DIR (run the lab's
  * processes with `--cpu-prof` into that folder), BENCH_KEEP_LAB=1 (leave the
  * last lab folder for inspection; its path is printed).
@@ -174,7 +176,16 @@ async function labUp(root: string, sizeMiB: number, source: string, profileDir: 
   };
   // The guest stops (so nothing but the prepared content is on the disk), then its disk gets that content.
   await lifeboat(['agent', 'vm', 'shutdown', VM, '--host', SOURCE_HOST, '--lab-dir', dir]);
-  await run('cp', ['--sparse=always', source, vmDisk(lab)]);
+  if (process.env.BENCH_LAB_DISK === 'copy') {
+    await run('cp', ['--sparse=always', source, vmDisk(lab)]);
+  } else {
+    // The source itself, linked: the run then starts from the same memory state as the other contenders'
+    // (docs/benchmarks.md §11). A copy made here would take 1.5 GiB of fresh page cache just before the
+    // timed span. The VM is off and replication only reads its disk; every later check against the
+    // source's digest would catch a write.
+    await fs.rm(vmDisk(lab));
+    await fs.link(source, vmDisk(lab));
+  }
   await client.putObject(VAULT, 'replicationPolicies', 'bench', POLICY);
   return lab;
 }
@@ -486,7 +497,7 @@ async function main(): Promise<void> {
       targets,
       notes: [
         `disk ${formatBytes(size)}: ${counts.random} MiB random, ${counts.zero} MiB zeros (holes), ${counts.text} MiB text, in 1 MiB chunks, shuffled (seed 1); throughput = disk size / time`,
-        'Lifeboat: a vault, a primary agent and a recovery agent started by `lifeboat lab up --protection` (a fresh lab per run), the VM shut down and its disk filled before the run; timed from the PUT of the protected item to the job step initialReplication\'s endedAt (the vault has the final report of replication.start: every disk has its first point)',
+        `Lifeboat: a vault, a primary agent and a recovery agent started by \`lifeboat lab up --protection\` (a fresh lab per run), the VM shut down and its disk made ${process.env.BENCH_LAB_DISK === 'copy' ? 'a copy of the source' : 'a hard link to the source'} before the run; timed from the PUT of the protected item to the job step initialReplication's endedAt (the vault has the final report of replication.start: every disk has its first point)`,
         `job steps (seconds): ${stepNotes.join('; ')}`,
         `CPU seconds (user + system; all threads, then by thread name) during the timed span: ${cpuNotes.join('; ')}${coreCpu.length === 0 ? '' : `; core alone (this process): ${coreCpu.map((c) => c.toFixed(2)).join(', ')}`}`,
         `median of ${runs} interleaved rounds, each run after \`sync\`, a warming read of the source and ${restSeconds} s of rest; every run: ${everyRun(times)}`,
