@@ -324,6 +324,20 @@ async function makeWorld(root: string, base: readonly Op[], blocks: readonly [nu
   return w;
 }
 
+/** Make the `n`th cycle the replica begins fail after its first write; returns the undo. */
+function failBatch(w: World, n: number): () => void {
+  let batches = 0;
+  const inner = w.replica.beginCycle.bind(w.replica);
+  w.replica.beginCycle = async (meta) => {
+    batches++;
+    if (batches === n) w.replica.failAfter = 1;
+    return inner(meta);
+  };
+  return () => {
+    w.replica.beginCycle = inner;
+  };
+}
+
 async function closeWorld(w: World): Promise<void> {
   for (const t of w.abandoned) await t.close().catch(() => undefined);
   await w.tracker.close().catch(() => undefined);
@@ -346,14 +360,8 @@ describe('replication/replicator: every retained point equals the source at its 
     const w = await makeWorld(root, writes);
     try {
       // Fail the 5th batch of the copy; the first four stay committed.
-      let batches = 0;
       w.replica.failAfter = undefined;
-      const inner = w.replica.beginCycle.bind(w.replica);
-      w.replica.beginCycle = async (meta) => {
-        batches++;
-        if (batches === 5) w.replica.failAfter = 1;
-        return inner(meta);
-      };
+      failBatch(w, 5);
       await assert.rejects(w.rep.runInitialReplication(), (e: unknown) => LifeboatError.isInstance(e) && e.code === 'test.injectedApplyFailure');
       const before = w.rep.status;
       assert.equal(before.phase, 'initialCopy');
@@ -384,15 +392,9 @@ describe('replication/replicator: no undo data before the first point (docs/repl
       const options = { copyBatchBytes: 3 * 64 * KiB + 1000, firstCopyBatchBytes: 8 * KiB + 1000 };
       w.rep = await openReplicator(w, options);
       // The 3rd batch fails after its first write; the first two stay committed.
-      let batches = 0;
-      const inner = w.replica.beginCycle.bind(w.replica);
-      w.replica.beginCycle = async (meta) => {
-        batches++;
-        if (batches === 3) w.replica.failAfter = 1;
-        return inner(meta);
-      };
+      const restore = failBatch(w, 3);
       await assert.rejects(w.rep.runInitialReplication(), (e: unknown) => LifeboatError.isInstance(e) && e.code === 'test.injectedApplyFailure');
-      w.replica.beginCycle = inner;
+      restore();
       assert.equal(w.rep.status.doneBytes, 8 * KiB + 192 * KiB, 'a first batch of firstCopyBatchBytes, then one of copyBatchBytes, in whole blocks');
       w.rep = await openReplicator(w, options);
       const first = await w.rep.runInitialReplication();
@@ -410,16 +412,10 @@ describe('replication/replicator: no undo data before the first point (docs/repl
     const writes: Op[] = [];
     for (let i = 0; i < 64; i++) writes.push({ t: 'write', off: i * 8 * KiB, len: 8 * KiB, seed: i + 1 });
     const w = await makeWorld(root, writes);
-    let batches = 0;
-    const inner = w.replica.beginCycle.bind(w.replica);
-    w.replica.beginCycle = async (meta) => {
-      batches++;
-      if (batches === 5) w.replica.failAfter = 1;
-      return inner(meta);
-    };
+    const restore = failBatch(w, 5);
     w.quiet = true;
     await assert.rejects(w.rep.runInitialReplication(), (e: unknown) => LifeboatError.isInstance(e) && e.code === 'test.injectedApplyFailure');
-    w.replica.beginCycle = inner;
+    restore();
     assert.equal(w.rep.status.doneBytes, 4 * 64 * KiB);
     // The aborted batch's first write stays on the replica (it kept no undo data to roll back with).
     const replicaFile = (w.replica as unknown as { inner: { replicaPath: string } }).inner.replicaPath;
