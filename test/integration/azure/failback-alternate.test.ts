@@ -13,6 +13,7 @@
  */
 
 import { strict as assert } from 'node:assert';
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { TestLab, waitFor } from '../lab/lab-harness';
@@ -71,6 +72,8 @@ describe('azure: failback from Azure to an alternate host, and to a host whose V
   it('creates the VM from the whole blob where it is missing, equal to the Azure-side disk, and resumes protection from there', async () => {
     const l = lab!;
     const uid = await protectToAzure(l);
+    const oldRecord = path.join(l.dataDir('primary-1'), 'items', `${uid}.source.json`);
+    assert.ok(existsSync(oldRecord), 'primary-1 replicates the item before the failover');
 
     // Round 1: back to primary-2, which never had the VM.
     const azure1 = await failOverAndRunInAzure(l);
@@ -89,6 +92,7 @@ describe('azure: failback from Azure to an alternate host, and to a host whose V
     assert.equal(firstDifference(r1.blob, azure1), -1, 'the blobs differ from it after protection resumed');
     const old = await vmConfig(l, 'primary-1', 'web01');
     assert.ok(old.fence !== null && old.power === 'Off', 'the old VM on primary-1 stays fenced and off');
+    assert.equal(existsSync(oldRecord), false, 'primary-1 no longer holds a record of the item');
     assert.equal(vmExists(l, 'azure-1', 'web01'), false, 'the Azure-side VM is removed');
 
     // Round 2: fail over again from primary-2; its VM is deleted behind Lifeboat's back; failback re-creates it there.

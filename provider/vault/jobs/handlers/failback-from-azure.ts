@@ -13,6 +13,7 @@
  * | `syncPrimary` | the old VM's disk gets the blob's blocks of U = B ∪ C (checksum compare as the fallback); a host without the VM (alternate, or the VM was deleted) creates it from the whole blob; tracked anew, protection to Azure seeded with a resync; VM unfenced and started; the item's source host is the failback host | `azure.failbackSource` |
  * | `verify` | the seeded resync over U: finds the disk equal to the blob, commits the first point of the new generation | `resync.run` |
  * | `removeAzureVm` | the Azure-side VM, its disks and exports removed | `azure.removeVm` |
+ * | `releaseOriginal` | failing back to another host: the old source host drops its record and tracking (best effort; its VM stays fenced) | `replication.disable` |
  * | `complete` | `Protected`, `activeLocation: primary`, `status.failback` | — |
  *
  * An old VM left on the original host by a failback to an alternate host
@@ -31,7 +32,7 @@ import type { JsonObject } from '../../store/records';
 import { type JobHandler } from '../job-handler';
 import { type StepContext } from '../job-handler';
 import { azurePayload, azureRemovePayload } from './azure-failover-steps';
-import { type ItemContext, isConnected, itemJobHooks, itemPayload, loadItem, networkMappingsFor } from './item-job';
+import { bestEffortCommand, type ItemContext, isConnected, itemJobHooks, itemPayload, loadItem, networkMappingsFor } from './item-job';
 
 export const failbackFromAzure: JobHandler = {
   type: 'failback.fromAzure',
@@ -56,7 +57,7 @@ export const failbackFromAzure: JobHandler = {
         }
         const alternate = primary.toLowerCase() !== original.toLowerCase();
         const rolledBack = (c.status as unknown as { azureVm?: { commitRolledBack?: boolean } }).azureVm?.commitRolledBack === true;
-        ctx.set({ azureHost: f.host, primary, alternate, vmName: f.vm, delta: !rolledBack && !alternate, nics: sourceNics(ctx, c) });
+        ctx.set({ azureHost: f.host, primary, original, alternate, vmName: f.vm, delta: !rolledBack && !alternate, nics: sourceNics(ctx, c) });
         // The credentials route answers the failback host from here on (it opens the blobs before it is the source host).
         updateItem(ctx.services, ctx.job.vault, c.item.name, (s) => ({ ...s, failbackTo: primary } as typeof s));
       },
@@ -117,6 +118,17 @@ export const failbackFromAzure: JobHandler = {
       async run(ctx) {
         const c = loadItem(ctx);
         await ctx.runCommand('removeAzureVm', { host: String(ctx.get('azureHost')), type: 'azure.removeVm', payload: azureRemovePayload(c, String(ctx.get('vmName'))) });
+      },
+    },
+    {
+      name: 'releaseOriginal',
+      title: 'Failing back elsewhere: drop the old source host\'s record (its VM stays fenced)',
+      async run(ctx) {
+        if (ctx.get('alternate') !== true) return;
+        const c = loadItem(ctx);
+        // Best effort: a host that is away gets a leftovers issue naming it instead.
+        await bestEffortCommand(ctx, 'releaseOriginal', String(ctx.get('original')), 'replication.disable', { ...itemPayload(c), deleteLogs: true },
+          `the old replication record of item '${c.item.name}' (its VM ${c.spec.vm} stays fenced: delete it when it is no longer needed)`);
       },
     },
     {
