@@ -30,6 +30,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   'test-cleanup': async () => (await import('./commands/failover')).testCleanup,
   reprotect: async () => (await import('./commands/failover')).reprotect,
   failback: async () => (await import('./commands/failover')).failback,
+  'cancel-failover': async () => (await import('./commands/failover')).cancelFailover,
 };
 
 export const USAGE = `usage: lifeboat COMMAND [options]
@@ -50,6 +51,7 @@ LIFEBOAT_TOKEN_FILE, or the lab in ./.lab; --output json for scripts):
                                returns at once); --check-data compares each test VM's disks
                                with the point
   commit ITEM|--plan PLAN      commit a failover: its point becomes the only one
+  cancel-failover ITEM         discard an uncommitted failover: back to the source VM, then a resync
   test-cleanup ITEM|--plan PLAN  remove the test-failover VMs
   reprotect ITEM|--plan PLAN   reverse replication after a committed failover
   failback ITEM|--plan PLAN [--host HOST]

@@ -245,6 +245,11 @@ export class VaultClient {
     return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/failover`, request)).body;
   }
 
+  /** Start `failover.cancel` for a FailedOver item; returns the job. 409 `protectedItem.notCancellable` otherwise. */
+  async cancelFailover(vault: string, name: string): Promise<JobInfo> {
+    return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/cancelFailover`)).body;
+  }
+
   /** Start `failover.commit` for a FailedOver item; returns the job. 409 `protectedItem.notCommittable` otherwise. */
   async commitFailover(vault: string, name: string): Promise<JobInfo> {
     return (await this.request<JobInfo>('POST', `${objectPath(vault, 'protectedItems', name)}/commit`)).body;

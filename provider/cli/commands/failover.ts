@@ -34,6 +34,7 @@ const FAILOVER_USAGE = `lifeboat failover ITEM|--plan PLAN --type test|planned|u
 const COMMIT_USAGE = `lifeboat commit ITEM|--plan PLAN ${COMMON}`;
 const CLEANUP_USAGE = `lifeboat test-cleanup ITEM|--plan PLAN ${COMMON}`;
 const REPROTECT_USAGE = `lifeboat reprotect ITEM|--plan PLAN ${COMMON}`;
+const CANCEL_USAGE = 'lifeboat cancel-failover ITEM [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
 const FAILBACK_USAGE = 'lifeboat failback ITEM|--plan PLAN [--host HOST] [--output json] [--vault URL --token-file FILE] [--vault-name NAME]';
 
 const FOLLOW_OPTIONS = { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION, detach: { type: 'boolean' }, plan: { type: 'string' } } as const;
@@ -171,6 +172,38 @@ export const failback: Command = async (args, ctx) => {
   ];
   for (const [what, start] of steps) {
     const job = await start();
+    if (format !== 'json') ctx.out.line(`${what} of ${item}: job ${job.id}`);
+    const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
+    if (code !== EXIT.ok) return code;
+  }
+  return EXIT.ok;
+};
+
+/**
+ * `cancel-failover ITEM`: discard an uncommitted failover (`failover.cancel`:
+ * the failover VM removed, the source VM unfenced, replication resumed from
+ * it), then `resync.run`, which proves the replica equal to the source
+ * again by sending only differing blocks. Exit 1 at the first job that does
+ * not succeed.
+ */
+export const cancelFailover: Command = async (args, ctx) => {
+  const { values, positionals } = parse(args, { ...CONNECTION_OPTIONS, ...OUTPUT_OPTION }, CANCEL_USAGE, 1);
+  const item = positionals[0];
+  if (item === undefined) throw new UsageError('which item?', `usage: ${CANCEL_USAGE}`);
+  const format: OutputFormat = outputFormat(values);
+  const c = await connect(connectionFlags(values), ctx.env, ctx.cwd);
+  const steps: readonly [string, () => Promise<JobInfo>][] = [
+    ['cancel the failover', () => c.client.cancelFailover(c.vault, item)],
+    ['resync', () => c.client.resyncProtectedItem(c.vault, item)],
+  ];
+  for (const [what, start] of steps) {
+    let job: JobInfo;
+    try {
+      job = await start();
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError('protectedItem.notFound', `vault ${c.vault} has no protected item ${item}`, 'list them with `lifeboat status`');
+      throw e;
+    }
     if (format !== 'json') ctx.out.line(`${what} of ${item}: job ${job.id}`);
     const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
     if (code !== EXIT.ok) return code;

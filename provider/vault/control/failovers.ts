@@ -17,7 +17,7 @@ import type { JobStarter, VaultServices } from './services';
 import { notFound, VaultError } from './vault-error';
 
 /** The failover operations of one item. */
-export type FailoverOperation = 'test' | 'testCleanup' | 'planned' | 'unplanned' | 'commit' | 'reprotect';
+export type FailoverOperation = 'test' | 'testCleanup' | 'planned' | 'unplanned' | 'commit' | 'reprotect' | 'cancel';
 
 /** The job type of each operation. */
 export const FAILOVER_JOB_TYPES: Readonly<Record<FailoverOperation, string>> = {
@@ -27,6 +27,7 @@ export const FAILOVER_JOB_TYPES: Readonly<Record<FailoverOperation, string>> = {
   unplanned: 'failover.unplanned',
   commit: 'failover.commit',
   reprotect: 'protection.reprotect',
+  cancel: 'failover.cancel',
 };
 
 /** A point spec as the API takes it: `latest`, `latestAppConsistent`, or an ISO time. */
@@ -86,6 +87,9 @@ export function requestFailover(services: VaultServices, jobs: JobStarter, vault
         break;
       case 'commit':
         if (!isFailedOverUncommitted(state)) throw refuse('protectedItem.notCommittable', item.name, state, 'only a FailedOver item can be committed', 'run a failover first');
+        break;
+      case 'cancel':
+        if (!isFailedOverUncommitted(state)) throw refuse('protectedItem.notCancellable', item.name, state, 'only a FailedOver item (not yet committed) can have its failover cancelled', 'after commit, reprotect and fail back instead');
         break;
       case 'reprotect':
         if (state !== 'FailoverCommitted') throw refuse('protectedItem.notReprotectable', item.name, state, 'reprotect needs a committed failover', 'commit the failover first (lifeboat commit ITEM)');

@@ -4,11 +4,12 @@ import {
   protectionDisable, protectionReprotect, protectionEnable, protectionUpdate, resyncRun,
 } from './handlers';
 import { failbackFromAzure } from './handlers/failback-from-azure';
+import { failoverCancel } from './handlers/failover-cancel';
 import type { JobHandler } from './job-handler';
 
 export const JOB_HANDLERS: readonly JobHandler[] = [
   protectionEnable, protectionDisable, protectionUpdate, resyncRun,
-  failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit, protectionReprotect,
+  failoverTest, failoverTestCleanup, failoverPlanned, failoverUnplanned, failoverCommit, failoverCancel, protectionReprotect,
   failbackFromAzure,
   planFailover, planCommit, planTestCleanup, planReprotect,
 ];

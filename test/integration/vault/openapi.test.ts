@@ -15,6 +15,7 @@ const EXPECTED = [
   ...['sites', 'replicationPolicies', 'networkMappings', 'protectedItems', 'recoveryPlans'].flatMap((c) => [
     `GET /v1/vaults/{vault}/${c}`, `PUT /v1/vaults/{vault}/${c}/{name}`, `GET /v1/vaults/{vault}/${c}/{name}`, `DELETE /v1/vaults/{vault}/${c}/{name}`,
   ]),
+  'POST /v1/vaults/{vault}/protectedItems/{name}/cancelFailover',
   'POST /v1/vaults/{vault}/protectedItems/{name}/commit',
   'POST /v1/vaults/{vault}/protectedItems/{name}/failover',
   'POST /v1/vaults/{vault}/protectedItems/{name}/reprotect',

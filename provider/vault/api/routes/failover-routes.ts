@@ -51,6 +51,12 @@ export function failoverRoutes(): Route[] {
       },
     },
     {
+      method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/cancelFailover', operationId: 'cancelFailover', summary: 'Cancel an uncommitted failover',
+      description: 'Starts failover.cancel for a FailedOver item: the failover VM is removed, the source VM unfenced and replication resumed from it; the item ends ResynchronizationRequired (docs/failover.md §3).',
+      tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
+      handle: (ctx) => start(ctx, 'cancel'),
+    },
+    {
       method: 'POST', path: '/v1/vaults/{vault}/protectedItems/{name}/testCleanup', operationId: 'cleanUpTestFailover', summary: 'Clean up a test failover',
       description: 'Starts failover.testCleanup: the test VM and everything it created are removed.',
       tags: ['protectedItems'], auth: 'admin', responses: jobAnswer,
