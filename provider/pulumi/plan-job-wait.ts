@@ -22,7 +22,7 @@ export function planJobLine(job: JobInfo): string {
   return `${p?.plan ?? job.target.name}: ${what} — ${groups.length === 0 ? job.state : groups.join(', ')}`;
 }
 
-/** The job's first error as text. */
+/** The job's latest error as text. */
 export function jobErrorText(job: JobInfo): string {
   const e = job.errors[job.errors.length - 1];
   return e === undefined ? '' : `: ${e.message}${e.hint === undefined ? '' : ` (${e.hint})`}`;

@@ -165,18 +165,11 @@ export const failback: Command = async (args, ctx) => {
       hint: status.replicationState === 'FailoverCommitted' ? `reprotect it first: lifeboat reprotect ${item}` : 'fail over and reprotect first',
     });
   }
-  const steps: readonly [string, () => Promise<JobInfo>][] = [
+  return runInRow(ctx, c, format, item, [
     ['planned failover back', () => c.client.failover(c.vault, item, { type: 'planned' })],
     ['commit', () => c.client.commitFailover(c.vault, item)],
     ['reprotect', () => c.client.reprotect(c.vault, item)],
-  ];
-  for (const [what, start] of steps) {
-    const job = await start();
-    if (format !== 'json') ctx.out.line(`${what} of ${item}: job ${job.id}`);
-    const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
-    if (code !== EXIT.ok) return code;
-  }
-  return EXIT.ok;
+  ]);
 };
 
 /**
@@ -192,23 +185,10 @@ export const cancelFailover: Command = async (args, ctx) => {
   if (item === undefined) throw new UsageError('which item?', `usage: ${CANCEL_USAGE}`);
   const format: OutputFormat = outputFormat(values);
   const c = await connect(connectionFlags(values), ctx.env, ctx.cwd);
-  const steps: readonly [string, () => Promise<JobInfo>][] = [
+  return runInRow(ctx, c, format, item, [
     ['cancel the failover', () => c.client.cancelFailover(c.vault, item)],
     ['resync', () => c.client.resyncProtectedItem(c.vault, item)],
-  ];
-  for (const [what, start] of steps) {
-    let job: JobInfo;
-    try {
-      job = await start();
-    } catch (e) {
-      if (isNotFound(e)) throw new NotFoundError('protectedItem.notFound', `vault ${c.vault} has no protected item ${item}`, 'list them with `lifeboat status`');
-      throw e;
-    }
-    if (format !== 'json') ctx.out.line(`${what} of ${item}: job ${job.id}`);
-    const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
-    if (code !== EXIT.ok) return code;
-  }
-  return EXIT.ok;
+  ], new NotFoundError('protectedItem.notFound', `vault ${c.vault} has no protected item ${item}`, 'list them with `lifeboat status`'));
 };
 
 /**
@@ -219,20 +199,31 @@ export const cancelFailover: Command = async (args, ctx) => {
 async function failbackPlan(ctx: CliContext, values: Readonly<Record<string, unknown>>, plan: string): Promise<number> {
   const format: OutputFormat = outputFormat(values as Parameters<typeof outputFormat>[0]);
   const c = await connect(connectionFlags(values as Parameters<typeof connectionFlags>[0]), ctx.env, ctx.cwd);
-  const steps: readonly [string, () => Promise<JobInfo>][] = [
+  return runInRow(ctx, c, format, `plan ${plan}`, [
     ['planned failover back', () => c.client.failoverPlan(c.vault, plan, { type: 'planned', direction: 'toPrimary' })],
     ['commit', () => c.client.commitPlan(c.vault, plan)],
     ['reprotect', () => c.client.reprotectPlan(c.vault, plan)],
-  ];
+  ], new NotFoundError('recoveryPlan.notFound', `vault ${c.vault} has no recovery plan ${plan}`, 'list them with `lifeboat get recoveryPlans`'));
+}
+
+/**
+ * Start and follow jobs one after the other (`what of subject: job ID`),
+ * stopping at the first that does not succeed; a 404 when starting one
+ * becomes `notFound`.
+ */
+async function runInRow(
+  ctx: CliContext, c: Awaited<ReturnType<typeof connect>>, format: OutputFormat, subject: string,
+  steps: readonly (readonly [string, () => Promise<JobInfo>])[], notFound?: NotFoundError,
+): Promise<number> {
   for (const [what, start] of steps) {
     let job: JobInfo;
     try {
       job = await start();
     } catch (e) {
-      if (isNotFound(e)) throw new NotFoundError('recoveryPlan.notFound', `vault ${c.vault} has no recovery plan ${plan}`, 'list them with `lifeboat get recoveryPlans`');
+      if (notFound !== undefined && isNotFound(e)) throw notFound;
       throw e;
     }
-    if (format !== 'json') ctx.out.line(`${what} of plan ${plan}: job ${job.id}`);
+    if (format !== 'json') ctx.out.line(`${what} of ${subject}: job ${job.id}`);
     const code = await watchJobs(ctx, c.client, c.vault, { id: job.id, format });
     if (code !== EXIT.ok) return code;
   }
